@@ -1,0 +1,3 @@
+package x
+
+import _ "github.com/spf13/cobra"

@@ -1,0 +1,6 @@
+package sdk
+
+import (
+	_ "fmt"
+	_ "github.com/weirstream/weir/core/record"
+)
