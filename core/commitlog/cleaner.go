@@ -29,7 +29,7 @@ func (l *Log) EnforceRetention() (int, error) {
 	}
 
 	l.appendMu.Lock()
-	if l.closed {
+	if l.closed.Load() {
 		l.appendMu.Unlock()
 		return 0, ErrClosed
 	}
@@ -37,7 +37,8 @@ func (l *Log) EnforceRetention() (int, error) {
 	onlyActive := len(l.segs) == 1 || (len(l.segs) > 1 && !expired(l.segs[len(l.segs)-2]))
 	act := l.segs[len(l.segs)-1]
 	l.mu.RUnlock()
-	if onlyActive && expired(act) && l.Err() == nil {
+	// Only data below the high watermark may go: readers have not seen the rest.
+	if onlyActive && expired(act) && l.Err() == nil && l.hw.Load() == l.leo.Load() {
 		if err := l.roll(); err != nil {
 			l.appendMu.Unlock()
 			return 0, err
@@ -123,7 +124,7 @@ func (l *Log) Compact() (CompactStats, error) {
 	now := l.opts.Now()
 
 	l.mu.RLock()
-	if len(l.segs) < 2 {
+	if len(l.segs) < 2 || l.closed.Load() {
 		l.mu.RUnlock()
 		return st, nil
 	}
@@ -163,7 +164,11 @@ func (l *Log) Compact() (CompactStats, error) {
 
 	// Pass 2: rewrite each sealed segment that has something to drop.
 	tombstoneHorizon := now.Add(-l.opts.DeleteRetention).UnixMilli()
-	for _, s := range segs[:len(segs)-1] {
+	hw := l.hw.Load()
+	for i, s := range segs[:len(segs)-1] {
+		if segs[i+1].base > hw { // not yet below the high watermark
+			break
+		}
 		var out []byte
 		removed := 0
 		err := s.eachBatch(func(h record.Header, b []byte) error {

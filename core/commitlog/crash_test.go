@@ -65,7 +65,7 @@ func crashOptions(fsys vfs.FS, now func() time.Time) Options {
 		FS:                 fsys,
 		SegmentBytes:       2048,
 		IndexIntervalBytes: 128,
-		Flush:              FlushPolicy{Mode: FlushAlways},
+		Flush:              FlushPolicy{Mode: FlushAlways}, // the workload may change it
 		Retention:          30 * time.Minute,
 		RetentionBytes:     5000,
 		Now:                now,
@@ -82,7 +82,7 @@ type appended struct {
 // outcome is what a workload run did, as far as its caller could observe.
 type outcome struct {
 	model      []appended // the log's batches in offset order, as the writer saw them
-	acked      int64      // every offset below was acknowledged (Append returned nil)
+	acked      int64      // every offset below was acknowledged (Append returned nil) or reported durable
 	maxStart   int64      // the log start offset never went above this
 	violations []string   // broken promises seen during the run
 }
@@ -107,14 +107,24 @@ func (o *outcome) noteOpen(l *Log) {
 	if n > 0 && o.model[n-1].last+1 != leo {
 		o.violate("reopen: log end %d inside batch [%d, %d]", leo, o.model[n-1].base, o.model[n-1].last)
 	}
+	if d := l.DurableOffset(); d != leo {
+		o.violate("reopen: durable offset %d, log end %d", d, leo)
+	}
+	o.acked = max(o.acked, leo) // Open made everything it recovered durable
 	o.maxStart = max(o.maxStart, l.LogStartOffset())
 }
 
-// runWorkload runs the crash workload on fsys. With stopOnErr, the first
-// error ends it (the process died); otherwise errors are tolerated as a
-// server would: a failed Append is just not acknowledged, a failed Open is
-// retried once, a failed Close is followed by the reopen anyway.
+// runWorkload runs the crash workload on fsys with FlushAlways.
 func runWorkload(fsys vfs.FS, stopOnErr bool) *outcome {
+	return runWorkloadFlush(fsys, stopOnErr, FlushPolicy{Mode: FlushAlways})
+}
+
+// runWorkloadFlush runs the crash workload on fsys. With stopOnErr, the
+// first error ends it (the process died); otherwise errors are tolerated as
+// a server would: a failed Append is just not acknowledged, a failed Open is
+// retried once, a failed Close is followed by the reopen anyway. Besides
+// successful Appends, whatever DurableOffset reports counts as acknowledged.
+func runWorkloadFlush(fsys vfs.FS, stopOnErr bool, flush FlushPolicy) *outcome {
 	batches := crashBatches()
 	o := &outcome{}
 	clk := &fakeClock{t: crashT0.Add(time.Minute)}
@@ -122,7 +132,9 @@ func runWorkload(fsys vfs.FS, stopOnErr bool) *outcome {
 	open := func() bool {
 		for range 2 {
 			var err error
-			if l, err = Open(crashDir, crashOptions(fsys, clk.Now)); err == nil {
+			opts := crashOptions(fsys, clk.Now)
+			opts.Flush = flush
+			if l, err = Open(crashDir, opts); err == nil {
 				o.noteOpen(l)
 				return true
 			}
@@ -141,6 +153,7 @@ func runWorkload(fsys vfs.FS, stopOnErr bool) *outcome {
 				o.model = append(o.model, appended{base: before, last: after - 1, data: b})
 			}
 			clk.Advance(time.Minute)
+			o.acked = max(o.acked, l.DurableOffset())
 			if err != nil {
 				if stopOnErr {
 					return false
@@ -150,30 +163,45 @@ func runWorkload(fsys vfs.FS, stopOnErr bool) *outcome {
 			if info.BaseOffset != before || info.LastOffset+1 != l.LogEndOffset() {
 				o.violate("append %d: info %+v, log end before %d after %d", i, info, before, l.LogEndOffset())
 			}
-			o.acked = max(o.acked, info.LastOffset+1)
+			if flush.Mode == FlushAlways {
+				o.acked = max(o.acked, info.LastOffset+1)
+			}
 		}
 		return true
 	}
 	ok := func(err error) bool { return err == nil || !stopOnErr }
+	closeLog := func() bool {
+		err := l.Close()
+		if err == nil {
+			o.acked = max(o.acked, l.LogEndOffset()) // a clean close made everything durable
+		}
+		return ok(err)
+	}
+	roll := func() bool {
+		err := l.Roll()
+		o.acked = max(o.acked, l.DurableOffset())
+		return ok(err)
+	}
 	retention := func() bool {
 		_, err := l.EnforceRetention()
+		o.acked = max(o.acked, l.DurableOffset())
 		o.maxStart = max(o.maxStart, l.LogStartOffset())
 		return ok(err)
 	}
 
 	_ = open() &&
 		appendBatches(0, 16) &&
-		ok(l.Roll()) &&
+		roll() &&
 		appendBatches(16, 26) &&
 		func() bool { clk.Advance(20 * time.Minute); return true }() &&
 		retention() &&
 		appendBatches(26, 32) &&
-		ok(l.Close()) &&
+		closeLog() &&
 		open() &&
 		appendBatches(32, 38) &&
 		retention() &&
 		appendBatches(38, 40) &&
-		ok(l.Close())
+		closeLog()
 	return o
 }
 
@@ -289,7 +317,8 @@ type faultRun struct {
 	name     string
 	injector func(i int64) vfs.Injector
 	torn     bool
-	stop     bool // crash at i: the workload ends at the first error
+	stop     bool        // crash at i: the workload ends at the first error
+	flush    FlushPolicy // zero: FlushAlways
 }
 
 func countWorkloadOps(t *testing.T) int64 {
@@ -321,18 +350,21 @@ func TestCrashWorkload(t *testing.T) {
 	}
 	runs := []faultRun{
 		{name: "crash-at", injector: func(i int64) vfs.Injector { return vfs.FailFrom(i, vfs.EIO) }, stop: true},
+		{name: "crash-at-flush-interval", injector: func(i int64) vfs.Injector { return vfs.FailFrom(i, vfs.EIO) }, stop: true, flush: FlushPolicy{Mode: FlushInterval, Batches: 3}},
+		{name: "crash-at-flush-never", injector: func(i int64) vfs.Injector { return vfs.FailFrom(i, vfs.EIO) }, stop: true, flush: FlushPolicy{Mode: FlushNever}},
 		{name: "fail-at-EIO", injector: func(i int64) vfs.Injector { return vfs.FailAt(i, vfs.EIO) }},
 		{name: "fail-at-ENOSPC-torn", injector: func(i int64) vfs.Injector { return vfs.FailAt(i, vfs.ENOSPC) }, torn: true},
 	}
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
+			ops := workloadOps(r.flush)
 			failures := 0
-			for i := range n {
+			for i := range int64(len(ops)) {
 				mem := vfs.NewMem()
 				efs := vfs.NewErrorFS(mem, r.injector(i))
 				efs.SetTornWrites(r.torn)
-				o := runWorkload(efs, r.stop)
+				o := runWorkloadFlush(efs, r.stop, r.flush)
 				images := []struct {
 					name string
 					fs   vfs.FS
@@ -349,7 +381,7 @@ func TestCrashWorkload(t *testing.T) {
 				}
 				for _, img := range images {
 					if err := verifyRecovered(img.fs, o); err != nil {
-						t.Errorf("fault at op %d (%s), %s: %v", i, describeOp(i), img.name, err)
+						t.Errorf("fault at op %d (%s %s), %s: %v", i, ops[i].Kind, ops[i].Name, img.name, err)
 						if failures++; failures >= 5 {
 							t.FailNow()
 						}
@@ -360,8 +392,8 @@ func TestCrashWorkload(t *testing.T) {
 	}
 }
 
-// describeOp names operation i of the fault-free workload, for messages.
-var workloadOps = sync.OnceValue(func() []vfs.Op {
+// workloadOps lists the operations of the fault-free workload.
+func workloadOps(flush FlushPolicy) []vfs.Op {
 	var ops []vfs.Op
 	var mu sync.Mutex
 	efs := vfs.NewErrorFS(vfs.NewMem(), func(op vfs.Op) error {
@@ -370,16 +402,8 @@ var workloadOps = sync.OnceValue(func() []vfs.Op {
 		mu.Unlock()
 		return nil
 	})
-	runWorkload(efs, true)
+	runWorkloadFlush(efs, true, flush)
 	return ops
-})
-
-func describeOp(i int64) string {
-	ops := workloadOps()
-	if i < 0 || i >= int64(len(ops)) {
-		return "?"
-	}
-	return fmt.Sprintf("%s %s", ops[i].Kind, ops[i].Name)
 }
 
 // TestCrashDuringRecovery takes crash images that need recovery (torn tails,
@@ -408,6 +432,7 @@ func TestCrashDuringRecovery(t *testing.T) {
 			}
 			ops := probe.Ops()
 			l.Close()
+			t.Logf("recovery: %d operations", ops)
 
 			failures := 0
 			report := func(j int64, what string, err error) {
@@ -578,5 +603,56 @@ func TestCrashDuringTruncatingRecovery(t *testing.T) {
 		if err := check(c); err != nil {
 			report(j, "failed once, open again", err)
 		}
+	}
+}
+
+// TestCrashAfterRetentionWithReader deletes segments by retention while a
+// reader has the oldest one pinned, then cuts the power: the log must not
+// come back with the pinned segment and a hole after it.
+func TestCrashAfterRetentionWithReader(t *testing.T) {
+	t.Parallel()
+	mem := vfs.NewMem()
+	clk := &fakeClock{t: crashT0}
+	opts := crashOptions(mem, clk.Now)
+	opts.RetentionBytes = 1
+	l, err := Open(crashDir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &outcome{}
+	for i, b := range crashBatches()[:20] {
+		b = bytes.Clone(b)
+		info, err := l.Append(b)
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		o.model = append(o.model, appended{info.BaseOffset, info.LastOffset, b})
+		o.acked = info.LastOffset + 1
+	}
+	if len(l.Segments()) < 4 {
+		t.Fatalf("want at least 4 segments, have %v", l.Segments())
+	}
+	l.mu.RLock()
+	pinned := l.segs[0]
+	pinned.ref() // as Read does while it reads the segment
+	l.mu.RUnlock()
+	n, err := l.EnforceRetention()
+	if err != nil || n < 2 {
+		t.Fatalf("retention deleted %d segments: %v", n, err)
+	}
+	o.maxStart = l.LogStartOffset()
+	img := mem.Crash(nil) // the reader still holds the oldest segment
+	pinned.unref()
+	l.Close()
+	if err := verifyRecovered(img, o); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(crashDir, crashOptions(img.Crash(nil), clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if l2.LogStartOffset() != o.maxStart {
+		t.Fatalf("log start %d after crash, retention had moved it to %d", l2.LogStartOffset(), o.maxStart)
 	}
 }

@@ -23,9 +23,9 @@ type Log struct {
 	opts Options
 	log  *slog.Logger
 
-	cleanMu  sync.Mutex // serializes retention and compaction
-	appendMu sync.Mutex // one appender at a time; guards the appender fields below
-	closed   bool
+	cleanMu  sync.Mutex  // serializes retention and compaction
+	appendMu sync.Mutex  // one appender at a time; guards the appender fields below
+	closed   atomic.Bool // set under appendMu and mu
 	epoch    int32
 	flushT   *time.Timer
 
@@ -244,8 +244,8 @@ func (l *Log) finishOpen(leo int64) error {
 	l.leo.Store(leo)
 	l.hw.Store(leo)
 	l.durable = leo
-	if len(l.segs[len(l.segs)-1:]) == 1 && l.segs[len(l.segs)-1].size.Load() > 0 {
-		l.segs[len(l.segs)-1].firstAppend = l.opts.Now()
+	if act := l.segs[len(l.segs)-1]; act.size.Load() > 0 {
+		act.firstAppend = l.opts.Now() // unknown after a restart: age counts from now
 	}
 	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: leo})
 }
@@ -336,11 +336,35 @@ func (l *Log) active() *segment {
 // validation, is larger than MaxMessageBytes or cannot be written in full
 // leaves the log unchanged.
 func (l *Log) Append(batch []byte) (AppendInfo, error) {
+	info, err := l.Write(batch)
+	if err != nil {
+		return info, err
+	}
+	return info, l.WaitDurable(info.LastOffset + 1)
+}
+
+// Write is the first half of Append: it validates and writes the batch but
+// does not wait for the flush policy (with FlushInterval it may fsync when
+// the batch count is reached). Callers that must check and write atomically
+// under their own lock (idempotent producers) call Write under it and
+// WaitDurable after releasing it, so concurrent writers still share fsyncs.
+func (l *Log) Write(batch []byte) (AppendInfo, error) {
 	h, err := record.Validate(batch)
 	if err != nil {
 		return AppendInfo{}, fmt.Errorf("commitlog: append to %s: %w", l.dir, err)
 	}
 	return l.append(batch, h)
+}
+
+// WaitDurable returns once every offset below end is as durable as the flush
+// policy promises: fsynced with FlushAlways (sharing an fsync with
+// concurrent callers), at once otherwise. It returns the log's error when
+// the log failed.
+func (l *Log) WaitDurable(end int64) error {
+	if l.opts.Flush.Mode == FlushAlways {
+		return l.syncTo(end)
+	}
+	return l.Err()
 }
 
 // AppendStored appends a batch the broker built itself (control batches,
@@ -351,7 +375,11 @@ func (l *Log) AppendStored(batch []byte) (AppendInfo, error) {
 	if err != nil {
 		return AppendInfo{}, fmt.Errorf("commitlog: append to %s: %w", l.dir, err)
 	}
-	return l.append(batch, h)
+	info, err := l.append(batch, h)
+	if err != nil {
+		return info, err
+	}
+	return info, l.WaitDurable(info.LastOffset + 1)
 }
 
 func (l *Log) append(batch []byte, h record.Header) (AppendInfo, error) {
@@ -359,7 +387,7 @@ func (l *Log) append(batch []byte, h record.Header) (AppendInfo, error) {
 		return AppendInfo{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBatchTooLarge, len(batch), l.opts.MaxMessageBytes)
 	}
 	l.appendMu.Lock()
-	if l.closed {
+	if l.closed.Load() {
 		l.appendMu.Unlock()
 		return AppendInfo{}, ErrClosed
 	}
@@ -401,10 +429,7 @@ func (l *Log) append(batch []byte, h record.Header) (AppendInfo, error) {
 	info := AppendInfo{BaseOffset: base, LastOffset: h.LastOffset()}
 
 	sync := false
-	switch l.opts.Flush.Mode {
-	case FlushAlways:
-		sync = true
-	case FlushInterval:
+	if l.opts.Flush.Mode == FlushInterval {
 		n := l.pending.Add(1)
 		if l.opts.Flush.Batches > 0 && n >= int64(l.opts.Flush.Batches) {
 			sync = true
@@ -424,7 +449,7 @@ func (l *Log) append(batch []byte, h record.Header) (AppendInfo, error) {
 func (l *Log) flushTick() {
 	l.appendMu.Lock()
 	l.flushT = nil
-	closed := l.closed
+	closed := l.closed.Load()
 	l.appendMu.Unlock()
 	if !closed {
 		if err := l.Sync(); err != nil {
@@ -461,6 +486,14 @@ func (l *Log) syncTo(target int64) error {
 	// Everything below end is in s or in sealed segments, which roll
 	// fsynced before s became active.
 	l.appendMu.Lock()
+	if l.closed.Load() {
+		l.appendMu.Unlock()
+		l.syncMu.Lock()
+		l.syncing = false
+		l.syncCond.Broadcast()
+		l.syncMu.Unlock()
+		return ErrClosed
+	}
 	s, end := l.active(), l.leo.Load()
 	s.ref()
 	l.pending.Store(0)
@@ -494,7 +527,7 @@ func (l *Log) markDurable(off int64) {
 func (l *Log) Roll() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.closed {
+	if l.closed.Load() {
 		return ErrClosed
 	}
 	if err := l.Err(); err != nil {
@@ -553,6 +586,10 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 // not pass the same buf again.
 func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
 	l.mu.RLock()
+	if l.closed.Load() {
+		l.mu.RUnlock()
+		return nil, ErrClosed
+	}
 	start, end := l.segs[0].base, l.leo.Load()
 	if offset < start || offset > end {
 		l.mu.RUnlock()
@@ -651,6 +688,10 @@ func (s *segment) read(buf []byte, offset int64, maxBytes int, maxOffset int64, 
 func (l *Log) OffsetForTimestamp(ts int64) (offset, recordTS int64, found bool, err error) {
 	hw := l.hw.Load()
 	l.mu.RLock()
+	if l.closed.Load() {
+		l.mu.RUnlock()
+		return 0, 0, false, ErrClosed
+	}
 	segs := append([]*segment(nil), l.segs...)
 	for _, s := range segs {
 		s.ref()
@@ -732,10 +773,9 @@ func (l *Log) Close() error {
 	defer l.cleanMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.closed {
+	if l.closed.Load() {
 		return ErrClosed
 	}
-	l.closed = true
 	if l.flushT != nil {
 		l.flushT.Stop()
 	}
@@ -757,6 +797,7 @@ func (l *Log) Close() error {
 		}
 	}
 	l.mu.Lock()
+	l.closed.Store(true)
 	for _, s := range l.segs {
 		s.unref()
 	}

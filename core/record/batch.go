@@ -225,3 +225,15 @@ func Next(b []byte) (h Header, batch, rest []byte, err error) {
 	}
 	return h, b[:n:n], b[n:], nil
 }
+
+// SetLogAppendTime marks a whole, valid batch as carrying the broker's
+// append time: it sets the timestamp-type attribute and MaxTimestamp to ts
+// and recomputes the CRC (both fields are inside it). Readers then take ts
+// as every record's timestamp.
+func SetLogAppendTime(b []byte, ts int64) {
+	be := binary.BigEndian
+	attrs := be.Uint16(b[offAttributes:]) | attrLogAppendTime
+	be.PutUint16(b[offAttributes:], attrs)
+	be.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"sync"
 
@@ -159,7 +158,7 @@ var (
 // decode, ErrCodec for an unknown codec. The result aliases src only for
 // CodecNone.
 func decompress(c Codec, src []byte, limit int) ([]byte, error) {
-	limit = max(limit, 0)
+	limit = min(max(limit, 0), maxLimit)
 	switch c {
 	case CodecGzip:
 		r := gzipReaders.Get().(*gzip.Reader)
@@ -185,18 +184,33 @@ func decompress(c Codec, src []byte, limit int) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %d", ErrCodec, c)
 }
 
-// readAllLimited reads r to the end, failing with ErrTooLarge past limit bytes.
+// readAllLimited reads r to the end, failing with ErrTooLarge past limit
+// bytes. The buffer starts from a guess the input justifies and doubles, but
+// never beyond limit+1 bytes, so a bomb costs at most about 2*limit bytes of
+// allocation in all.
 func readAllLimited(r io.Reader, srcLen, limit int, name string) ([]byte, error) {
-	// Start from a guess the input justifies; bytes.Buffer doubles from there.
-	buf := bytes.NewBuffer(make([]byte, 0, min(limit, 4*srcLen)+bytes.MinRead))
-	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+	buf := make([]byte, 0, min(limit+1, 4*srcLen+512))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, fmt.Errorf("%w: %s: more than %d bytes", ErrTooLarge, name, limit)
+			}
+			nb := make([]byte, len(buf), min(limit+1, max(2*cap(buf), 512)))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			if len(buf) > limit {
+				return nil, fmt.Errorf("%w: %s: more than %d bytes", ErrTooLarge, name, limit)
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+		}
 	}
-	if n > int64(limit) {
-		return nil, fmt.Errorf("%w: %s: more than %d bytes", ErrTooLarge, name, limit)
-	}
-	return buf.Bytes(), nil
 }
 
 // xerialMagic starts snappy data framed by snappy-java's SnappyOutputStream,
@@ -271,6 +285,10 @@ func xerialChunk(b []byte) (chunk, rest []byte, err error) {
 	return b[:n], b[n:], nil
 }
 
+// maxLimit caps the caller's limit so that arithmetic on it cannot overflow;
+// no batch comes near it.
+const maxLimit = 1 << 40
+
 // zstdSlack is room for one more block beyond the caller's limit: a zstd
 // block produces at most 128 KiB, and the decoder overwrites up to 32 bytes
 // past it.
@@ -292,7 +310,6 @@ const zstdMinGuess = 64 << 10
 // room, so it is corruption; otherwise the buffer grows, and once it has
 // limit+zstdSlack bytes, running out of room means the output exceeds limit.
 func decompressZstd(src []byte, limit int) ([]byte, error) {
-	limit = min(limit, math.MaxInt32*4) // keep limit+zstdSlack and size*4 far from overflow
 	final := limit + zstdSlack
 	size := min(final, max(zstdMinGuess, 8*len(src))+zstdSlack)
 	var fh zstd.Header

@@ -65,15 +65,19 @@
 //     baseSequence >= 0 ([Validate]).
 //   - A stored batch may have had records removed by compaction:
 //     recordsCount >= 0 and lastOffsetDelta >= recordsCount-1, because the
-//     batch keeps its original offset range ([ValidateStored]).
+//     batch keeps its original offset range; every batch covers at least one
+//     offset, so lastOffsetDelta >= 0 ([ValidateStored]).
 //   - The offsets a batch covers are baseOffset..baseOffset+lastOffsetDelta.
 //
 // # Safety
 //
 // Every function here accepts arbitrary bytes: corrupt input yields an error
 // (never a panic), and lengths and counts read from the input are checked
-// against the bytes actually present before anything is allocated.
-// Decompression is capped by the caller ([Records]'s maxDecompressed).
+// against the bytes actually present before anything is allocated, so memory
+// use is linear in the input and the decompressed size. Decompression is
+// capped by the caller ([Records]'s maxDecompressed) and the cap is enforced
+// while decompressing, not after. Only [Validate] and [ValidateStored] check
+// the CRC; [ParseHeader], [Next] and [Records] do not.
 //
 // Views alias their input: the slices returned by [Next] and the keys and
 // values of [Record] point into the batch (or a decompression buffer), so a

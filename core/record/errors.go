@@ -21,7 +21,8 @@ var (
 	ErrLength = errors.New("record: invalid batch length")
 
 	// ErrOffsetDelta is returned when lastOffsetDelta does not fit the
-	// record count (producer batch: != count-1; stored batch: < count-1),
+	// record count (producer batch: != count-1; stored batch:
+	// < max(count-1, 0)),
 	// or, from Build, when record offsets are not strictly increasing from
 	// BaseOffset within int32 deltas.
 	ErrOffsetDelta = errors.New("record: invalid last offset delta")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -116,6 +117,21 @@ func TestRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRecordsLimitExtremes(t *testing.T) {
+	for _, c := range allCodecs {
+		b := mustBuild(t, producerOpts(c), sampleRecords(0))
+		if _, err := Records(b, math.MaxInt); err != nil {
+			t.Errorf("%s: MaxInt limit: %v", c, err)
+		}
+		for _, limit := range []int{0, -1, math.MinInt} {
+			_, err := Records(b, limit)
+			if c == CodecNone && err != nil || c != CodecNone && !errors.Is(err, ErrTooLarge) {
+				t.Errorf("%s: limit %d: %v", c, limit, err)
+			}
+		}
 	}
 }
 
@@ -471,6 +487,8 @@ func TestDecompressionBomb(t *testing.T) {
 		if _, err := Records(b, limit); !errors.Is(err, ErrTooLarge) {
 			t.Errorf("%s (%d bytes): got %v, want ErrTooLarge", name, len(p), err)
 		}
+		// Refusing is not enough: the bomb must not be inflated first.
+		checkRecordsAllocs(t, b)
 		// Under a cap large enough, the same batch decodes.
 		if got, err := Records(b, len(raw)); err != nil || len(got) != len(recs) {
 			t.Errorf("%s: with a sufficient cap: %v", name, err)
@@ -495,6 +513,7 @@ func TestRecordsCorrupt(t *testing.T) {
 		{"key length beyond record", 1, []byte{0x0c, 0, 0, 0, 0x10, 1, 0}},
 		{"key length < -1", 1, []byte{0x0c, 0, 0, 0, 0x03, 1, 0}},
 		{"header count beyond record", 1, []byte{0x0c, 0, 0, 0, 1, 1, 0x7e}},
+		{"huge header count", 1, []byte{0x12, 0, 0, 0, 1, 1, 0x80, 0x80, 0x80, 0x01}},
 		{"negative header count", 1, []byte{0x0c, 0, 0, 0, 1, 1, 0x01}},
 		{"null header key", 1, []byte{0x10, 0, 0, 0, 1, 1, 0x02, 0x01, 0x01}},
 		{"bytes left in record", 1, []byte{0x0e, 0, 0, 0, 1, 1, 0, 0}},
@@ -506,6 +525,7 @@ func TestRecordsCorrupt(t *testing.T) {
 		if _, err := Records(b, 1<<20); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: got %v, want ErrCorrupt", tc.name, err)
 		}
+		checkRecordsAllocs(t, b)
 	}
 	// Garbage where compressed data should be.
 	for _, c := range []Codec{CodecGzip, CodecSnappy, CodecLZ4, CodecZstd} {
