@@ -45,8 +45,8 @@ func newLogBenchCmd() *cobra.Command {
 		Short: "Measure log append and read throughput next to dd on the same disk",
 		Long: `Writes SIZE bytes into a fresh partition log for each batch size and, in the
 same round, the same bytes with dd (same block size, conv=fsync; oflag=dsync
-with --flush always), then reads both back. Prints medians over the rounds
-and the log/dd ratio. Everything is written under --dir and removed after.`,
+with --flush always), then reads both back. Prints medians over the rounds,
+their ratio, and the range of the per-round ratios. Everything is written under --dir and removed after.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			total, err := parseSize(size)
@@ -79,9 +79,9 @@ and the log/dd ratio. Everything is written under --dir and removed after.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "op\tbatch\tlog MB/s\tdd MB/s\tlog/dd\treference")
+			fmt.Fprintln(tw, "op\tbatch\tlog MB/s\tdd MB/s\tlog/dd\tper-round\treference")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.2f\t%s\n", r.Op, logtool.SizeName(r.BatchBytes), r.Log, r.Ref, r.Ratio, r.RefCommand)
+				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.2f\t%.2f-%.2f\t%s\n", r.Op, logtool.SizeName(r.BatchBytes), r.Log, r.Ref, r.Ratio, r.RatioMin, r.RatioMax, r.RefCommand)
 			}
 			return tw.Flush()
 		},

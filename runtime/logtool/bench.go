@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/weirstream/weir/core/commitlog"
@@ -37,14 +38,14 @@ type BenchOptions struct {
 }
 
 // BenchRow is one measured pair: the log and its reference, in MB/s (10^6
-// bytes per second), medians over the rounds, and the median of the
-// per-round ratios.
+// bytes per second), medians over the rounds; Ratio is Log/Ref, and
+// RatioMin/RatioMax bound the per-round ratios (how noisy the disk was).
 type BenchRow struct {
-	Op         string // "append" or "read"
-	BatchBytes int
-	Log, Ref   float64
-	Ratio      float64
-	RefCommand string
+	Op                        string // "append" or "read"
+	BatchBytes                int
+	Log, Ref                  float64
+	Ratio, RatioMin, RatioMax float64
+	RefCommand                string
 }
 
 // Bench measures append and sequential read throughput of the commit log
@@ -96,20 +97,35 @@ func Bench(ctx context.Context, o BenchOptions) ([]BenchRow, error) {
 			count := max(o.Bytes/int64(bs), 1)
 			total := count * int64(bs)
 			refFile := filepath.Join(work, "dd.ref")
-			refW, err := timeCmd(ctx, dd, "if=/dev/zero", "of="+refFile, "bs="+strconv.Itoa(bs), "count="+strconv.FormatInt(count, 10), refFlag)
-			if err != nil {
-				return nil, err
-			}
-			refWMBps := mbps(total, refW)
-			progress("round %d/%d batch %s: dd write   %8.1f MB/s", round, o.Rounds, sizeName(bs), refWMBps)
-
 			logDir := filepath.Join(work, "log")
-			logW, written, err := appendRun(logDir, bs, o.RecordBytes, total, o.Flush)
-			if err != nil {
+			var refW, logW time.Duration
+			var written int64
+			runRef := func() error {
+				var err error
+				syscall.Sync() // start from a quiet disk: earlier writes and deletes are out
+				refW, err = timeCmd(ctx, dd, "if=/dev/zero", "of="+refFile, "bs="+strconv.Itoa(bs), "count="+strconv.FormatInt(count, 10), refFlag)
+				return err
+			}
+			runLog := func() error {
+				var err error
+				syscall.Sync()
+				logW, written, err = appendRun(logDir, bs, o.RecordBytes, total, o.Flush)
+				return err
+			}
+			// Alternate which goes first, so neither always inherits the
+			// other's writeback.
+			first, second := runRef, runLog
+			if round%2 == 0 {
+				first, second = runLog, runRef
+			}
+			if err := first(); err != nil {
 				return nil, err
 			}
-			logWMBps := mbps(written, logW)
-			progress("round %d/%d batch %s: log append %8.1f MB/s (flush=%s)  ratio %.2f", round, o.Rounds, sizeName(bs), logWMBps, o.Flush, logWMBps/refWMBps)
+			if err := second(); err != nil {
+				return nil, err
+			}
+			refWMBps, logWMBps := mbps(total, refW), mbps(written, logW)
+			progress("round %d/%d batch %s: dd write   %8.1f MB/s, log append %8.1f MB/s (flush=%s)  ratio %.2f", round, o.Rounds, sizeName(bs), refWMBps, logWMBps, o.Flush, logWMBps/refWMBps)
 			add("append", bs, logWMBps, refWMBps)
 
 			refR, err := timeCmd(ctx, dd, "if="+refFile, "of=/dev/null", "bs="+strconv.Itoa(bs))
@@ -136,7 +152,8 @@ func Bench(ctx context.Context, o BenchOptions) ([]BenchRow, error) {
 			if op == "read" {
 				cmd = fmt.Sprintf("dd if=FILE of=/dev/null bs=%d", bs)
 			}
-			rows = append(rows, BenchRow{Op: op, BatchBytes: bs, Log: median(s.log), Ref: median(s.ref), Ratio: median(s.ratio), RefCommand: cmd})
+			rows = append(rows, BenchRow{Op: op, BatchBytes: bs, Log: median(s.log), Ref: median(s.ref),
+				Ratio: median(s.log) / median(s.ref), RatioMin: slices.Min(s.ratio), RatioMax: slices.Max(s.ratio), RefCommand: cmd})
 		}
 	}
 	return rows, nil
@@ -145,13 +162,7 @@ func Bench(ctx context.Context, o BenchOptions) ([]BenchRow, error) {
 // appendRun writes total bytes of batches of bs bytes (1 KiB-ish records)
 // into a fresh log and returns the time including the final fsync.
 func appendRun(dir string, bs, recordBytes int, total int64, mode commitlog.FlushMode) (time.Duration, int64, error) {
-	n := max(bs/(recordBytes+24), 1) // ~24 bytes of record framing and key
-	recs := make([]record.Record, n)
-	val := bytes.Repeat([]byte{'w'}, recordBytes)
-	for i := range recs {
-		recs[i] = record.Record{Offset: int64(i), Timestamp: time.Now().UnixMilli(), Key: fmt.Appendf(nil, "key-%08d", i), Value: val}
-	}
-	batch, err := record.Build(record.BuildOptions{ProducerID: -1}, recs)
+	batch, err := exactBatch(bs, recordBytes)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -177,6 +188,31 @@ func appendRun(dir string, bs, recordBytes int, total int64, mode commitlog.Flus
 	}
 	d := time.Since(start)
 	return d, written, l.Close()
+}
+
+// exactBatch builds a batch of exactly bs bytes (when bs allows) from
+// records of about recordBytes: whole records, then the last record's value
+// trimmed or grown to land on bs, so a "16 KiB batch" is 16384 bytes and the
+// comparison with dd bs=16384 is like for like.
+func exactBatch(bs, recordBytes int) ([]byte, error) {
+	n := max(bs/(recordBytes+24), 1) // ~24 bytes of record framing and key
+	recs := make([]record.Record, n)
+	val := bytes.Repeat([]byte{'w'}, recordBytes)
+	now := time.Now().UnixMilli()
+	for i := range recs {
+		recs[i] = record.Record{Offset: int64(i), Timestamp: now, Key: fmt.Appendf(nil, "key-%08d", i), Value: val}
+	}
+	batch, err := record.Build(record.BuildOptions{ProducerID: -1}, recs)
+	for tries := 0; err == nil && len(batch) != bs && tries < 8; tries++ {
+		last := &recs[n-1]
+		size := len(last.Value) + bs - len(batch)
+		if size < 0 {
+			break
+		}
+		last.Value = bytes.Repeat([]byte{'w'}, size)
+		batch, err = record.Build(record.BuildOptions{ProducerID: -1}, recs)
+	}
+	return batch, err
 }
 
 // readRun reads the whole log in 1 MiB fetches, as a consumer would.
