@@ -414,3 +414,28 @@ func TestFlushInterval(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestRollBySegmentAge(t *testing.T) {
+	clock := &fakeClock{t: time.UnixMilli(1_000_000)}
+	l, err := Open(t.TempDir(), Options{SegmentAge: time.Minute, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := l.Append(testBatch(t, "a", 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(20 * time.Second)
+	}
+	if n := len(l.Segments()); n != 1 {
+		t.Fatalf("%d segments before the age limit", n)
+	}
+	clock.Advance(time.Minute)
+	if _, err := l.Append(testBatch(t, "b", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if segs := l.Segments(); len(segs) != 2 || segs[1] != 3 {
+		t.Fatalf("segments %v; want a new one at offset 3 after the age limit", segs)
+	}
+}
