@@ -43,7 +43,10 @@ func newRoot() *cobra.Command {
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVar(&level, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newLogCmd())
+	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(newServeCmd(), newLogCmd())
+	root.AddCommand(newTopicCmd())
+	root.AddCommand(newProduceCmd())
+	root.AddCommand(newConsumeCmd())
 	return root
 }

@@ -1,0 +1,98 @@
+package client
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// OffsetKind says how an OffsetSpec picks the first offset to consume.
+type OffsetKind int
+
+const (
+	// OffsetBeginning starts at each partition's log start offset.
+	OffsetBeginning OffsetKind = iota
+	// OffsetEnd starts at each partition's high watermark: only records produced from now on.
+	OffsetEnd
+	// OffsetExact starts at offset Value (clamped to [log start, high watermark]).
+	OffsetExact
+	// OffsetFromEnd starts Value records before the high watermark (not before the log start).
+	OffsetFromEnd
+	// OffsetTimestamp starts at the first record whose timestamp is at or after Value (Unix milliseconds).
+	OffsetTimestamp
+)
+
+// OffsetSpec is a parsed -o/--offset flag.
+type OffsetSpec struct {
+	Kind  OffsetKind
+	Value int64
+}
+
+// ParseOffset parses a kcat-style start offset: "beginning" (or "start", "oldest"), "end" (or "newest"), N
+// (absolute), -N (N before the end), @MS or s@MS (first record at or after the Unix timestamp MS in
+// milliseconds).
+func ParseOffset(s string) (OffsetSpec, error) {
+	switch strings.ToLower(s) {
+	case "beginning", "start", "oldest", "earliest":
+		return OffsetSpec{Kind: OffsetBeginning}, nil
+	case "end", "newest", "latest":
+		return OffsetSpec{Kind: OffsetEnd}, nil
+	}
+	if ts, ok := strings.CutPrefix(s, "s@"); ok {
+		s = "@" + ts
+	}
+	if ts, ok := strings.CutPrefix(s, "@"); ok {
+		ms, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil || ms < 0 {
+			return OffsetSpec{}, fmt.Errorf("offset %q: want @TIMESTAMP_MS with a non-negative millisecond timestamp", s)
+		}
+		return OffsetSpec{Kind: OffsetTimestamp, Value: ms}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return OffsetSpec{}, fmt.Errorf("offset %q: want beginning, end, N, -N or @TIMESTAMP_MS", s)
+	}
+	if strings.HasPrefix(s, "-") {
+		return OffsetSpec{Kind: OffsetFromEnd, Value: -n}, nil
+	}
+	return OffsetSpec{Kind: OffsetExact, Value: n}, nil
+}
+
+func (o OffsetSpec) String() string {
+	switch o.Kind {
+	case OffsetBeginning:
+		return "beginning"
+	case OffsetEnd:
+		return "end"
+	case OffsetExact:
+		return strconv.FormatInt(o.Value, 10)
+	case OffsetFromEnd:
+		return "-" + strconv.FormatInt(o.Value, 10)
+	case OffsetTimestamp:
+		return "@" + strconv.FormatInt(o.Value, 10)
+	}
+	return fmt.Sprintf("OffsetSpec(%d,%d)", o.Kind, o.Value)
+}
+
+// resolve returns the start offset for a partition whose log spans [logStart, hw). atTime is the offset the
+// broker listed for an OffsetTimestamp spec (-1 when it found none), ignored otherwise. The result always lies
+// in [logStart, hw].
+func (o OffsetSpec) resolve(logStart, hw, atTime int64) int64 {
+	var off int64
+	switch o.Kind {
+	case OffsetBeginning:
+		off = logStart
+	case OffsetEnd:
+		off = hw
+	case OffsetExact:
+		off = o.Value
+	case OffsetFromEnd:
+		off = hw - o.Value
+	case OffsetTimestamp:
+		off = atTime
+		if off < 0 {
+			off = hw
+		}
+	}
+	return max(logStart, min(off, hw))
+}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is `weir serve`'s configuration: flags and an optional YAML file
+// (flags win). Unknown YAML fields are errors, reported with line and column.
+type Config struct {
+	// DataDir holds the topics' logs; default ./weir-data.
+	DataDir string `yaml:"data_dir"`
+	// KafkaAddr is the Kafka listener; default 127.0.0.1:9092.
+	KafkaAddr string `yaml:"kafka_addr"`
+	// AdvertisedAddr is the host:port clients are told to connect to;
+	// default: the Kafka listener's address.
+	AdvertisedAddr string `yaml:"advertised_addr"`
+	// HTTPAddr serves /healthz and /metrics; default 127.0.0.1:9644; "off" disables.
+	HTTPAddr string `yaml:"http_addr"`
+	// NodeID is the broker id; default 0.
+	NodeID int32 `yaml:"node_id"`
+	// ClusterID is reported to clients; default "weir".
+	ClusterID string `yaml:"cluster_id"`
+	// AutoCreateTopics creates topics on first Metadata/Produce; default true.
+	AutoCreateTopics *bool `yaml:"auto_create_topics"`
+	// DefaultPartitions for auto-created topics and CreateTopics with -1; default 1.
+	DefaultPartitions int32 `yaml:"default_partitions"`
+	// TopicDefaults overrides the built-in topic config defaults (Kafka names:
+	// retention.ms, segment.bytes, flush.messages, ...).
+	TopicDefaults map[string]string `yaml:"topic_defaults"`
+	// MaxRequestBytes is socket.request.max.bytes; default 100 MiB.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// RetentionCheckInterval is how often retention and compaction run; default 5m.
+	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
+	// ShutdownTimeout bounds a graceful shutdown; default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// LoadConfigFile reads a YAML config strictly: unknown keys and values of
+// the wrong type are errors that name file:line:col.
+func LoadConfigFile(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(path, raw)
+}
+
+func parseConfig(path string, raw []byte) (Config, error) {
+	var c Config
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return c, fmt.Errorf("config: %s: %v", path, err)
+	}
+	if len(doc.Content) == 0 { // empty file: all defaults
+		return c, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return c, fmt.Errorf("config: %s:%d:%d: want a mapping of settings", path, root.Line, root.Column)
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(c)
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		known[name] = true
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if !known[k.Value] {
+			return c, fmt.Errorf("config: %s:%d:%d: unknown setting %q", path, k.Line, k.Column, k.Value)
+		}
+		v := root.Content[i+1]
+		var field reflect.Value
+		for j := 0; j < t.NumField(); j++ {
+			if name, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ","); name == k.Value {
+				field = reflect.ValueOf(&c).Elem().Field(j)
+			}
+		}
+		if err := v.Decode(field.Addr().Interface()); err != nil {
+			msg := err.Error()
+			if te := (*yaml.TypeError)(nil); errors.As(err, &te) && len(te.Errors) > 0 {
+				msg = te.Errors[0]
+				if _, rest, ok := strings.Cut(msg, ": "); ok {
+					msg = rest
+				}
+			}
+			return c, fmt.Errorf("config: %s:%d:%d: %s: %s", path, v.Line, v.Column, k.Value, msg)
+		}
+	}
+	return c, nil
+}
+
+// withDefaults fills defaults and validates; errors name the field.
+func (c Config) withDefaults() (Config, error) {
+	if c.DataDir == "" {
+		c.DataDir = "./weir-data"
+	}
+	if c.KafkaAddr == "" {
+		c.KafkaAddr = "127.0.0.1:9092"
+	}
+	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
+		return c, fmt.Errorf("config: kafka_addr %q: %w", c.KafkaAddr, err)
+	}
+	if c.AdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
+			return c, fmt.Errorf("config: advertised_addr %q: %w", c.AdvertisedAddr, err)
+		}
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:9644"
+	}
+	if c.HTTPAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return c, fmt.Errorf("config: http_addr %q: %w", c.HTTPAddr, err)
+		}
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = "weir"
+	}
+	if c.DefaultPartitions < 0 {
+		return c, fmt.Errorf("config: default_partitions %d must be positive", c.DefaultPartitions)
+	}
+	if c.MaxRequestBytes < 0 {
+		return c, fmt.Errorf("config: max_request_bytes %d must be positive", c.MaxRequestBytes)
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	return c, nil
+}

@@ -1,0 +1,143 @@
+// Package server is the composition root of `weir serve`: it opens the
+// broker on the data directory, puts the Kafka protocol listener in front of
+// it, and serves /healthz and Prometheus /metrics over HTTP.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weirstream/weir/core/broker"
+	"github.com/weirstream/weir/core/kafka"
+)
+
+// Server is a running broker.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	broker *broker.Broker
+	kafka  *kafka.Server
+	kln    net.Listener
+	http   *http.Server
+	hln    net.Listener
+
+	done     chan struct{}
+	serveErr error
+	once     sync.Once
+	shutErr  error
+}
+
+// Start opens the data directory and starts listening. It returns once both
+// listeners are bound; Wait returns when the server stops.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := slog.Default()
+	b, err := broker.Open(broker.Config{
+		DataDir:                cfg.DataDir,
+		NodeID:                 cfg.NodeID,
+		AutoCreateTopicsOff:    cfg.AutoCreateTopics != nil && !*cfg.AutoCreateTopics,
+		DefaultPartitions:      cfg.DefaultPartitions,
+		TopicDefaults:          cfg.TopicDefaults,
+		RetentionCheckInterval: cfg.RetentionCheckInterval,
+		Logger:                 log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, broker: b, done: make(chan struct{})}
+	var lc net.ListenConfig
+	s.kln, err = lc.Listen(ctx, "tcp", cfg.KafkaAddr)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("kafka listener: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg, b)
+	kcfg := kafka.Config{Broker: b, ClusterID: cfg.ClusterID, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log, Observer: m}
+	if cfg.AdvertisedAddr != "" {
+		host, port, _ := net.SplitHostPort(cfg.AdvertisedAddr)
+		p, _ := strconv.Atoi(port)
+		kcfg.AdvertisedHost, kcfg.AdvertisedPort = host, int32(p)
+	}
+	s.kafka = kafka.NewServer(kcfg)
+	if cfg.HTTPAddr != "off" {
+		s.hln, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+		if err != nil {
+			s.kln.Close()
+			b.Close()
+			return nil, fmt.Errorf("http listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprintln(w, "ok")
+		})
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := s.http.Serve(s.hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+	go func() {
+		s.serveErr = s.kafka.Serve(s.kln)
+		close(s.done)
+	}()
+	log.Info("weir broker started", "kafka", s.KafkaAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// KafkaAddr is the Kafka listener's address.
+func (s *Server) KafkaAddr() string { return s.kln.Addr().String() }
+
+// HTTPAddr is the HTTP listener's address, or "" when it is off.
+func (s *Server) HTTPAddr() string {
+	if s.hln == nil {
+		return ""
+	}
+	return s.hln.Addr().String()
+}
+
+// Broker is the broker behind the server.
+func (s *Server) Broker() *broker.Broker { return s.broker }
+
+// Wait blocks until the Kafka listener stops (after Shutdown, or on a
+// listener error).
+func (s *Server) Wait() error {
+	<-s.done
+	return s.serveErr
+}
+
+// Shutdown stops accepting, finishes in-flight requests, closes the logs
+// cleanly (so the next start reads no data) and stops HTTP.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+		kerr := s.kafka.Shutdown(ctx)
+		if kerr != nil {
+			s.log.Warn("connections did not finish in time", "err", kerr)
+		}
+		berr := s.broker.Close()
+		if s.http != nil {
+			s.http.Shutdown(ctx)
+		}
+		s.shutErr = errors.Join(kerr, berr)
+		s.log.Info("weir broker stopped", "err", s.shutErr)
+	})
+	return s.shutErr
+}
