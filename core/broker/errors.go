@@ -20,6 +20,8 @@ var (
 	ErrProducerFenced = errors.New("broker: invalid producer epoch")
 	// ErrUnsupportedForMessageFormat: a batch feature weir does not support (transactions).
 	ErrUnsupportedForMessageFormat = errors.New("broker: unsupported for message format")
+	// ErrInvalidRequest: a request field weir does not accept (an unknown special ListOffsets timestamp).
+	ErrInvalidRequest = errors.New("broker: invalid request")
 	// ErrClosed: the broker is shutting down.
 	ErrClosed = errors.New("broker: closed")
 )

@@ -186,8 +186,13 @@ func (b *Broker) Fetch(topic string, part int32, offset int64, maxBytes int, min
 	res.HighWatermark = l.HighWatermark()
 	res.LastStable = res.HighWatermark
 	res.LogStart = l.LogStartOffset()
-	if offset < res.LogStart || offset > res.HighWatermark {
-		return res, fmt.Errorf("%w: %d not in [%d, %d]", commitlog.ErrOffsetOutOfRange, offset, res.LogStart, res.HighWatermark)
+	// Offsets between the high watermark and the log end are valid but not
+	// yet readable (a write waiting for its fsync): answer empty.
+	if leo := l.LogEndOffset(); offset < res.LogStart || offset > leo {
+		return res, fmt.Errorf("%w: %d not in [%d, %d]", commitlog.ErrOffsetOutOfRange, offset, res.LogStart, leo)
+	}
+	if offset >= res.HighWatermark {
+		return res, nil
 	}
 	if maxBytes <= 0 && !minOneBatch {
 		return res, nil
@@ -240,7 +245,7 @@ func (b *Broker) ListOffset(topic string, part int32, ts int64) (offset, timesta
 		return l.LogStartOffset(), -1, true, nil
 	}
 	if ts < 0 {
-		return 0, 0, false, fmt.Errorf("%w: timestamp %d", ErrInvalidConfig, ts)
+		return 0, 0, false, fmt.Errorf("%w: special timestamp %d (only -1 latest and -2 earliest)", ErrInvalidRequest, ts)
 	}
 	return l.OffsetForTimestamp(ts)
 }

@@ -21,6 +21,7 @@ var errorTable = []struct {
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
+	{broker.ErrInvalidRequest, kerr.InvalidRequest},
 	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{broker.ErrProducerFenced, kerr.InvalidProducerEpoch},
 	{broker.ErrUnsupportedForMessageFormat, kerr.UnsupportedForMessageFormat},

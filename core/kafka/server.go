@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -235,12 +236,9 @@ func (c *conn) serve() {
 			log.Warn("closing connection: request size out of bounds", "size", size, "max", c.s.cfg.MaxRequestBytes)
 			return
 		}
-		if cap(body) < int(size) {
-			body = make([]byte, size)
-		}
-		body = body[:size]
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-		if _, err := io.ReadFull(c.r, body); err != nil {
+		var err error
+		if body, err = readBody(c.r, body, int(size)); err != nil {
 			log.Debug("connection closed mid-request", "err", err)
 			return
 		}
@@ -271,6 +269,38 @@ func (c *conn) serve() {
 			body = nil // do not pin a large buffer on an idle connection
 		}
 	}
+}
+
+// readChunk is how much of a request body is allocated before its bytes
+// arrive.
+const readChunk = 64 << 10
+
+// readBody reads a size-byte request body, reusing buf. A body larger than
+// buf and readChunk is read into a buffer that grows (doubling) only as its
+// bytes arrive, so a client that claims a large frame and sends little of it
+// makes the broker allocate about what was sent, not what was claimed.
+func readBody(r io.Reader, buf []byte, size int) ([]byte, error) {
+	if size <= max(cap(buf), readChunk) {
+		if cap(buf) < size {
+			buf = make([]byte, size)
+		}
+		buf = buf[:size]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf = buf[:0]
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(size-len(buf), max(len(buf), readChunk)))
+		}
+		end := min(cap(buf), size)
+		n, err := io.ReadFull(r, buf[len(buf):end])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // header is a decoded request header.
@@ -313,6 +343,9 @@ func (r *reader) Ok() bool { return !r.bad }
 func (c *conn) handle(b []byte) ([]byte, int16, error) {
 	start := time.Now()
 	var h header
+	if len(b) < 10 {
+		return nil, -1, fmt.Errorf("request of %d bytes is shorter than a header", len(b))
+	}
 	h.key = int16(binary.BigEndian.Uint16(b))
 	h.version = int16(binary.BigEndian.Uint16(b[2:]))
 	h.correlation = int32(binary.BigEndian.Uint32(b[4:]))

@@ -12,7 +12,7 @@ type versionRange struct{ min, max int16 }
 var supported = map[int16]versionRange{
 	kmsg.Produce.Int16():                 {0, 11},
 	kmsg.Fetch.Int16():                   {4, 12},
-	kmsg.ListOffsets.Int16():             {0, 7},
+	kmsg.ListOffsets.Int16():             {0, 6}, // v7 adds -3 (max timestamp), not implemented
 	kmsg.Metadata.Int16():                {0, 12},
 	kmsg.ApiVersions.Int16():             {0, 3},
 	kmsg.CreateTopics.Int16():            {0, 7},
