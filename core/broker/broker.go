@@ -30,9 +30,11 @@ type Config struct {
 	TopicDefaults map[string]string
 	// RetentionCheckInterval is how often retention and compaction run; default 5 minutes.
 	RetentionCheckInterval time.Duration
-	FS                     vfs.FS
-	Logger                 *slog.Logger
-	Now                    func() time.Time
+	// Groups configures the consumer-group coordinator.
+	Groups CoordinatorConfig
+	FS     vfs.FS
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // TopicInfo describes a topic.
@@ -41,6 +43,7 @@ type TopicInfo struct {
 	ID         [16]byte
 	Partitions int32
 	Configs    map[string]string // overrides only
+	Internal   bool              // __consumer_offsets: clients may not produce to it
 }
 
 type topic struct {
@@ -65,6 +68,8 @@ type Broker struct {
 
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
+
+	coord *Coordinator
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -119,10 +124,17 @@ func Open(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 	}
+	if b.coord, err = newCoordinator(b, cfg.Groups); err != nil {
+		b.Close()
+		return nil, err
+	}
 	b.wg.Add(1)
 	go b.housekeeping()
 	return b, nil
 }
+
+// Coordinator is the consumer-group coordinator.
+func (b *Broker) Coordinator() *Coordinator { return b.coord }
 
 func (b *Broker) topicsDir() string           { return path.Join(b.cfg.DataDir, "topics") }
 func (b *Broker) topicDir(name string) string { return path.Join(b.topicsDir(), name) }
@@ -190,6 +202,13 @@ func ValidTopicName(name string) error {
 // CreateTopic creates a topic with the given partitions (0: the default) and
 // config overrides. With validateOnly nothing is created.
 func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (TopicInfo, error) {
+	if name == OffsetsTopic {
+		return TopicInfo{}, fmt.Errorf("%w: %s is internal", ErrInvalidTopic, name)
+	}
+	return b.createTopic(name, partitions, configs, validateOnly, false)
+}
+
+func (b *Broker) createTopic(name string, partitions int32, configs map[string]string, validateOnly, internal bool) (TopicInfo, error) {
 	if err := ValidTopicName(name); err != nil {
 		return TopicInfo{}, err
 	}
@@ -210,7 +229,7 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	if _, ok := b.topics[name]; ok {
 		return TopicInfo{}, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
-	ti := TopicInfo{Name: name, Partitions: partitions, Configs: maps.Clone(configs)}
+	ti := TopicInfo{Name: name, Partitions: partitions, Configs: maps.Clone(configs), Internal: internal}
 	if ti.Configs == nil {
 		ti.Configs = map[string]string{}
 	}
@@ -253,6 +272,9 @@ func (b *Broker) writeTopicInfo(ti TopicInfo) error {
 
 // DeleteTopic deletes a topic and its data.
 func (b *Broker) DeleteTopic(name string) error {
+	if name == OffsetsTopic {
+		return fmt.Errorf("%w: %s is internal", ErrInvalidTopic, name)
+	}
 	b.mu.Lock()
 	t, ok := b.topics[name]
 	if !ok {
@@ -518,6 +540,11 @@ func (b *Broker) Close() error {
 		b.mu.Unlock()
 		return nil
 	}
+	b.mu.Unlock()
+	if b.coord != nil {
+		b.coord.close() // before the partitions: it writes to __consumer_offsets
+	}
+	b.mu.Lock()
 	b.closed = true
 	topics := b.topics
 	b.mu.Unlock()

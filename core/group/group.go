@@ -178,12 +178,24 @@ func (g *Group) setState(s State, now time.Time) {
 	}
 }
 
+// newMemberID returns clientID-N for the next N not in use (ids are
+// deterministic, which keeps the script tests readable; uniqueness within
+// the group is all the protocol needs).
 func (g *Group) newMemberID(clientID string) string {
-	g.nextID++
 	if clientID == "" {
 		clientID = "member"
 	}
-	return fmt.Sprintf("%s-%d", clientID, g.nextID)
+	for {
+		g.nextID++
+		id := fmt.Sprintf("%s-%d", clientID, g.nextID)
+		if _, used := g.Members[id]; used {
+			continue
+		}
+		if _, used := g.pending[id]; used {
+			continue
+		}
+		return id
+	}
 }
 
 // supportsProtocols reports whether the member's protocols fit the group:

@@ -51,6 +51,30 @@ func (c *conn) dispatch(h header, req kmsg.Request) kmsg.Response {
 		id, epoch, err := c.s.cfg.Broker.InitProducerID()
 		resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch = errorCode(err), id, epoch
 		return resp
+	case *kmsg.FindCoordinatorRequest:
+		return c.findCoordinator(r)
+	case *kmsg.JoinGroupRequest:
+		return c.joinGroup(r, h.clientID)
+	case *kmsg.SyncGroupRequest:
+		return c.syncGroup(r)
+	case *kmsg.HeartbeatRequest:
+		return c.heartbeat(r)
+	case *kmsg.LeaveGroupRequest:
+		return c.leaveGroup(r)
+	case *kmsg.OffsetCommitRequest:
+		return c.offsetCommit(r)
+	case *kmsg.OffsetFetchRequest:
+		return c.offsetFetch(r)
+	case *kmsg.ListGroupsRequest:
+		return c.listGroups(r)
+	case *kmsg.DescribeGroupsRequest:
+		return c.describeGroups(r)
+	case *kmsg.DeleteGroupsRequest:
+		return c.deleteGroups(r)
+	case *kmsg.OffsetDeleteRequest:
+		return c.offsetDelete(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		return c.offsetForLeaderEpoch(r)
 	case *kmsg.DescribeClusterRequest:
 		resp := kmsg.NewPtrDescribeClusterResponse()
 		resp.ClusterID = c.s.cfg.ClusterID
@@ -92,7 +116,7 @@ func (c *conn) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 	for _, ti := range infos {
 		name := ti.Name
 		mt := kmsg.NewMetadataResponseTopic()
-		mt.Topic, mt.TopicID = &name, ti.ID
+		mt.Topic, mt.TopicID, mt.IsInternal = &name, ti.ID, ti.Internal
 		for p := int32(0); p < ti.Partitions; p++ {
 			mp := kmsg.NewMetadataResponseTopicPartition()
 			mp.Partition, mp.Leader, mp.LeaderEpoch = p, b.NodeID(), 0
@@ -140,8 +164,13 @@ func (c *conn) produce(r *kmsg.ProduceRequest) kmsg.Response {
 	b := c.s.cfg.Broker
 	run := func(j job) {
 		rp := &resp.Topics[j.t].Partitions[j.p]
-		if _, err := b.Topic(j.topic, true); err != nil {
+		ti, err := b.Topic(j.topic, true)
+		if err != nil {
 			rp.ErrorCode = errorCode(err)
+			return
+		}
+		if ti.Internal {
+			rp.ErrorCode = kerr.InvalidTopicException.Code
 			return
 		}
 		// Produce v3+ carries exactly one RecordBatch v2 per partition.

@@ -23,6 +23,18 @@ var supported = map[int16]versionRange{
 	kmsg.CreatePartitions.Int16():        {0, 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
 	kmsg.DescribeCluster.Int16():         {0, 1},
+	kmsg.FindCoordinator.Int16():         {0, 6},
+	kmsg.JoinGroup.Int16():               {0, 9},
+	kmsg.SyncGroup.Int16():               {0, 5},
+	kmsg.Heartbeat.Int16():               {0, 4},
+	kmsg.LeaveGroup.Int16():              {0, 5},
+	kmsg.OffsetCommit.Int16():            {0, 8},
+	kmsg.OffsetFetch.Int16():             {0, 8},
+	kmsg.ListGroups.Int16():              {0, 4},
+	kmsg.DescribeGroups.Int16():          {0, 5},
+	kmsg.DeleteGroups.Int16():            {0, 2},
+	kmsg.OffsetDelete.Int16():            {0, 0},
+	kmsg.OffsetForLeaderEpoch.Int16():    {0, 4},
 }
 
 // minProduceVersion is the oldest Produce weir accepts: v3 is the first that
