@@ -39,6 +39,16 @@ type Config struct {
 	MaxRequestBytes int `yaml:"max_request_bytes"`
 	// RetentionCheckInterval is how often retention and compaction run; default 5m.
 	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
+	// GroupInitialRebalanceDelay holds an empty group's first rebalance open
+	// so members starting together join one generation; default 3s
+	// (Kafka's group.initial.rebalance.delay.ms); a negative value disables it.
+	GroupInitialRebalanceDelay time.Duration `yaml:"group_initial_rebalance_delay"`
+	// OffsetsRetention drops committed offsets of groups empty this long
+	// (offsets.retention.minutes); default 7 days.
+	OffsetsRetention time.Duration `yaml:"offsets_retention"`
+	// OffsetsPartitions is the partition count of __consumer_offsets when it
+	// is first created; default 8.
+	OffsetsPartitions int32 `yaml:"offsets_partitions"`
 	// ShutdownTimeout bounds a graceful shutdown; default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weirstream/weir/core/broker"
+	"github.com/weirstream/weir/core/group"
 	"github.com/weirstream/weir/core/kafka"
 )
 
@@ -53,6 +54,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		TopicDefaults:          cfg.TopicDefaults,
 		RetentionCheckInterval: cfg.RetentionCheckInterval,
 		Logger:                 log,
+		Groups: broker.CoordinatorConfig{
+			OffsetsPartitions: cfg.OffsetsPartitions,
+			OffsetsRetention:  cfg.OffsetsRetention,
+			Group:             group.Config{InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay},
+		},
 	})
 	if err != nil {
 		return nil, err
