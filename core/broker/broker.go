@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -149,11 +150,11 @@ func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
 func (b *Broker) AutoCreate() bool { return !b.cfg.AutoCreateTopicsOff }
 
 func (b *Broker) loadTopic(name string) error {
-	raw, err := readAll(b.fs, path.Join(b.topicDir(name), "topic.json"))
+	raw, err := vfs.ReadFile(b.fs, path.Join(b.topicDir(name), "topic.json"))
 	if vfs.IsNotExist(err) {
 		// A creation that crashed before topic.json became durable.
 		b.log.Warn("removing incomplete topic directory", "dir", b.topicDir(name))
-		return removeAll(b.fs, b.topicDir(name))
+		return vfs.RemoveAll(b.fs, b.topicDir(name))
 	}
 	if err != nil {
 		return fmt.Errorf("broker: topic %s: %w", name, err)
@@ -244,7 +245,7 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 		for _, p := range t.parts {
 			p.close()
 		}
-		removeAll(b.fs, b.topicDir(name))
+		vfs.RemoveAll(b.fs, b.topicDir(name))
 		return TopicInfo{}, fmt.Errorf("broker: create topic %s: %w", name, err)
 	}
 	for p := int32(0); p < partitions; p++ {
@@ -267,7 +268,7 @@ func (b *Broker) writeTopicInfo(ti TopicInfo) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(b.fs, b.topicDir(ti.Name), "topic.json", raw)
+	return vfs.WriteFileAtomic(b.fs, b.topicDir(ti.Name), "topic.json", raw)
 }
 
 // DeleteTopic deletes a topic and its data.
@@ -294,7 +295,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		p.closeForDelete()
 	}
 	b.log.Info("deleted topic", "topic", name)
-	return removeAll(b.fs, b.topicDir(name))
+	return vfs.RemoveAll(b.fs, b.topicDir(name))
 }
 
 // CreatePartitions grows a topic to total partitions.
@@ -368,7 +369,7 @@ func (b *Broker) Topic(name string, autoCreate bool) (TopicInfo, error) {
 		return TopicInfo{}, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	ti, err := b.CreateTopic(name, 0, nil, false)
-	if err != nil && !isErr(err, ErrTopicExists) {
+	if err != nil && !errors.Is(err, ErrTopicExists) {
 		return TopicInfo{}, err
 	}
 	b.mu.RLock()
@@ -482,7 +483,7 @@ func (b *Broker) InitProducerID() (int64, int16, error) {
 }
 
 func (b *Broker) loadProducerIDs() error {
-	raw, err := readAll(b.fs, path.Join(b.cfg.DataDir, "producer-ids"))
+	raw, err := vfs.ReadFile(b.fs, path.Join(b.cfg.DataDir, "producer-ids"))
 	switch {
 	case vfs.IsNotExist(err):
 		b.pidNext, b.pidEnd = 0, 0
@@ -498,7 +499,7 @@ func (b *Broker) loadProducerIDs() error {
 }
 
 func (b *Broker) reserveProducerIDs(end int64) error {
-	if err := writeAtomic(b.fs, b.cfg.DataDir, "producer-ids", binary.BigEndian.AppendUint64(nil, uint64(end))); err != nil {
+	if err := vfs.WriteFileAtomic(b.fs, b.cfg.DataDir, "producer-ids", binary.BigEndian.AppendUint64(nil, uint64(end))); err != nil {
 		return fmt.Errorf("broker: reserve producer ids: %w", err)
 	}
 	b.pidEnd = end

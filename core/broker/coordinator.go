@@ -143,34 +143,19 @@ var ErrCoordinatorClosed = errors.New("broker: coordinator closed")
 
 // Join handles a JoinGroup, waiting until the join phase completes.
 func (c *Coordinator) Join(ctx context.Context, groupID string, r group.JoinRequest) (group.JoinResponse, error) {
-	ch := make(chan group.JoinResponse, 1)
 	c.mu.Lock()
 	c.handle++
 	r.Handle = c.handle
+	ch := make(chan group.JoinResponse, 1)
 	c.joinW[r.Handle] = ch
 	g := c.getGroup(groupID, true)
 	c.apply(g, g.Join(c.now(), r))
 	c.mu.Unlock()
-	select {
-	case resp := <-ch:
-		return resp, nil
-	case <-ctx.Done():
-	case <-c.stop:
-	}
-	c.mu.Lock()
-	delete(c.joinW, r.Handle)
-	c.mu.Unlock()
-	select {
-	case resp := <-ch:
-		return resp, nil
-	default:
-		return group.JoinResponse{}, ErrCoordinatorClosed
-	}
+	return awaitResponse(c, ctx, ch, func() { delete(c.joinW, r.Handle) })
 }
 
 // Sync handles a SyncGroup, waiting for the leader's assignment.
 func (c *Coordinator) Sync(ctx context.Context, groupID string, r group.SyncRequest) (group.SyncResponse, error) {
-	ch := make(chan group.SyncResponse, 1)
 	c.mu.Lock()
 	g := c.getGroup(groupID, false)
 	if g == nil {
@@ -179,9 +164,17 @@ func (c *Coordinator) Sync(ctx context.Context, groupID string, r group.SyncRequ
 	}
 	c.handle++
 	r.Handle = c.handle
+	ch := make(chan group.SyncResponse, 1)
 	c.syncW[r.Handle] = ch
 	c.apply(g, g.Sync(c.now(), r))
 	c.mu.Unlock()
+	return awaitResponse(c, ctx, ch, func() { delete(c.syncW, r.Handle) })
+}
+
+// awaitResponse waits for a parked request's response. When ctx ends or the
+// coordinator stops first, forget removes the waiter (under mu), and a
+// response that raced in is still returned.
+func awaitResponse[T any](c *Coordinator, ctx context.Context, ch chan T, forget func()) (T, error) {
 	select {
 	case resp := <-ch:
 		return resp, nil
@@ -189,13 +182,14 @@ func (c *Coordinator) Sync(ctx context.Context, groupID string, r group.SyncRequ
 	case <-c.stop:
 	}
 	c.mu.Lock()
-	delete(c.syncW, r.Handle)
+	forget()
 	c.mu.Unlock()
 	select {
 	case resp := <-ch:
 		return resp, nil
 	default:
-		return group.SyncResponse{}, ErrCoordinatorClosed
+		var zero T
+		return zero, ErrCoordinatorClosed
 	}
 }
 

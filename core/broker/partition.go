@@ -60,7 +60,7 @@ func openPartition(b *Broker, topic string, id int32, overrides map[string]strin
 // last clean close, then the batches appended after it.
 func (p *partition) loadProducers() error {
 	from := p.log.LogStartOffset()
-	raw, err := readAll(p.b.fs, path.Join(p.dir, producersFile))
+	raw, err := vfs.ReadFile(p.b.fs, path.Join(p.dir, producersFile))
 	switch {
 	case err == nil:
 		var snap producerSnapshot
@@ -312,7 +312,7 @@ func (p *partition) close() error {
 	snap := producerSnapshot{Offset: l.LogEndOffset(), Producers: p.producers}
 	raw, err := json.Marshal(snap)
 	if err == nil {
-		err = writeAtomic(p.b.fs, p.dir, producersFile, raw)
+		err = vfs.WriteFileAtomic(p.b.fs, p.dir, producersFile, raw)
 	}
 	if cerr := l.Close(); cerr != nil && !errors.Is(cerr, commitlog.ErrClosed) && err == nil {
 		err = cerr

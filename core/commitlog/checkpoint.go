@@ -73,7 +73,7 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 // readCheckpoint returns the checkpoint, or ok=false when it is missing or
 // damaged (then recovery starts from the first segment).
 func readCheckpoint(fsys vfs.FS, dir string) (checkpoint, bool, error) {
-	b, err := readFile(fsys, path.Join(dir, checkpointName))
+	b, err := vfs.ReadFile(fsys, path.Join(dir, checkpointName))
 	if err != nil {
 		if vfs.IsNotExist(err) {
 			return checkpoint{}, false, nil
@@ -90,7 +90,7 @@ func readCheckpoint(fsys vfs.FS, dir string) (checkpoint, bool, error) {
 // writeCheckpoint replaces the checkpoint atomically and durably.
 func writeCheckpoint(fsys vfs.FS, dir string, c checkpoint) error {
 	tmp := path.Join(dir, checkpointName+tmpSuffix)
-	if err := writeFileSync(fsys, tmp, c.encode()); err != nil {
+	if err := vfs.WriteFileSync(fsys, tmp, c.encode()); err != nil {
 		return err
 	}
 	if err := fsys.Rename(tmp, path.Join(dir, checkpointName)); err != nil {

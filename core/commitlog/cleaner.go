@@ -236,7 +236,7 @@ func (l *Log) Compact() (CompactStats, error) {
 func (l *Log) replaceSegment(old *segment, data []byte) error {
 	logName := old.path(logSuffix)
 	tmp := logName + cleanedSuffix
-	if err := writeFileSync(l.fs, tmp, data); err != nil {
+	if err := vfs.WriteFileSync(l.fs, tmp, data); err != nil {
 		l.fs.Remove(tmp)
 		return err
 	}

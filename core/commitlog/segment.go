@@ -141,45 +141,10 @@ func (s *segment) writeIndexes() error {
 		tb = appendTimeEntry(tb, e)
 	}
 	s.mu.Unlock()
-	if err := writeFileSync(s.fs, s.path(indexSuffix), ib); err != nil {
+	if err := vfs.WriteFileSync(s.fs, s.path(indexSuffix), ib); err != nil {
 		return err
 	}
-	return writeFileSync(s.fs, s.path(timeIndexSuffix), tb)
-}
-
-// writeFileSync creates name with data and fsyncs it. The caller syncs the
-// directory.
-func writeFileSync(fsys vfs.FS, name string, data []byte) error {
-	f, err := fsys.Create(name)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func readFile(fsys vfs.FS, name string) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
-		return nil, err
-	}
-	return b, nil
+	return vfs.WriteFileSync(s.fs, s.path(timeIndexSuffix), tb)
 }
 
 // loadIndexes reads the index files of a segment whose data is trusted and
@@ -187,14 +152,14 @@ func readFile(fsys vfs.FS, name string) ([]byte, error) {
 // entry, the batch header it points at. It reports false when they must be
 // rebuilt.
 func (s *segment) loadIndexes(size int64) (bool, error) {
-	ib, err := readFile(s.fs, s.path(indexSuffix))
+	ib, err := vfs.ReadFile(s.fs, s.path(indexSuffix))
 	if err != nil {
 		if vfs.IsNotExist(err) {
 			return false, nil
 		}
 		return false, err
 	}
-	tb, err := readFile(s.fs, s.path(timeIndexSuffix))
+	tb, err := vfs.ReadFile(s.fs, s.path(timeIndexSuffix))
 	if err != nil {
 		if vfs.IsNotExist(err) {
 			return false, nil
