@@ -48,5 +48,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newTopicCmd())
 	root.AddCommand(newProduceCmd())
 	root.AddCommand(newConsumeCmd())
+	root.AddCommand(newGroupCmd())
 	return root
 }

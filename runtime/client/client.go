@@ -7,9 +7,13 @@
 // cluster (a Metadata request) within that timeout, so an unreachable broker is reported at once as an error
 // naming the address instead of a command that hangs while kgo retries in the background.
 //
-// Consumption is direct (no consumer group): the partitions to read and their start offsets are resolved up
+// Consume reads directly (no consumer group): the partitions to read and their start offsets are resolved up
 // front with ListOffsets, and without follow mode a partition is finished when the high watermark it had at
-// start has been reached, like kcat -e.
+// start has been reached, like kcat -e. ConsumeGroup reads as a member of a consumer group from the group's
+// committed offsets and commits what it printed (at least once); without follow mode it finishes when every
+// partition assigned to it has reached the high watermark it had when assigned. ListGroups, DescribeGroup
+// (members, assignments, committed offsets and lag), Seek (reset an empty group's offsets) and DeleteGroups
+// are `weir group`.
 package client
 
 import (

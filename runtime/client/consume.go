@@ -104,19 +104,7 @@ func Consume(ctx context.Context, o Options, co ConsumeOptions, w io.Writer) (in
 			out.Flush()
 			return n, ctx.Err()
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			switch {
-			case ferr != nil:
-			case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			case errors.Is(err, kerr.UnknownTopicOrPartition):
-				ferr = &UnknownTopicError{Topic: t}
-			case kerr.IsRetriable(err):
-				// kgo retries these itself.
-			default:
-				ferr = fmt.Errorf("consume %s partition %d: %w", t, p, err)
-			}
-		})
+		ferr := fetchErr(fetches)
 		if ferr != nil {
 			out.Flush()
 			return n, ferr
@@ -249,4 +237,17 @@ func resolveRanges(ctx context.Context, o Options, co ConsumeOptions) ([]Partiti
 		ranges = append(ranges, PartitionRange{Partition: p, Start: co.Offset.resolve(ls, hw, at), End: hw})
 	}
 	return ranges, nil
+}
+
+// classifyFetchErr turns a partition's fetch error into the package's error; nil for errors kgo retries itself.
+func classifyFetchErr(t string, p int32, err error) error {
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return &UnknownTopicError{Topic: t}
+	case kerr.IsRetriable(err):
+		return nil
+	case t == "":
+		return fmt.Errorf("consume: %w", err) // not a partition's: a group error, for example
+	}
+	return fmt.Errorf("consume %s partition %d: %w", t, p, err)
 }
