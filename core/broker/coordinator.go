@@ -434,10 +434,14 @@ func (c *Coordinator) expireOffsets(now time.Time) {
 		for _, tp := range gone {
 			recs = append(recs, offsetRecord(id, tp, nil, now))
 		}
+		forget := g.IsEmpty()
+		if forget { // and its metadata, or a restart brings the group back
+			recs = append(recs, record.Record{Key: groupKey(id), Value: nil, Timestamp: now.UnixMilli()})
+		}
 		if err := c.write(context.Background(), id, recs); err != nil {
 			c.log.Warn("writing offset expiry failed", "group", id, "err", err)
 		}
-		if g.IsEmpty() {
+		if forget {
 			delete(c.groups, id)
 		}
 	}

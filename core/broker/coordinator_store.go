@@ -130,8 +130,10 @@ func (c *Coordinator) load() error {
 	for id := range snaps {
 		ids[id] = true
 	}
-	for id := range offsets {
-		ids[id] = true
+	for id, offs := range offsets {
+		if len(offs) > 0 { // a group whose offsets were all deleted is gone unless it has metadata
+			ids[id] = true
+		}
 	}
 	for id := range ids {
 		s := snaps[id]
@@ -157,16 +159,18 @@ func (c *Coordinator) loadRecord(r record.Record, snaps map[string]*group.Snapsh
 			return
 		}
 		tp := group.TopicPartition{Topic: k.Topic, Partition: k.Partition}
-		if offsets[k.Group] == nil {
-			offsets[k.Group] = map[group.TopicPartition]group.Offset{}
-		}
 		if r.Value == nil {
+			// A tombstone (deleted or expired offset) must not bring a
+			// deleted group back: no map for a group it empties.
 			delete(offsets[k.Group], tp)
 			return
 		}
 		var v kmsg.OffsetCommitValue
 		if v.ReadFrom(r.Value) != nil {
 			return
+		}
+		if offsets[k.Group] == nil {
+			offsets[k.Group] = map[group.TopicPartition]group.Offset{}
 		}
 		offsets[k.Group][tp] = group.Offset{Offset: v.Offset, LeaderEpoch: v.LeaderEpoch, Metadata: v.Metadata, CommitTime: time.UnixMilli(v.CommitTimestamp)}
 	case 2:

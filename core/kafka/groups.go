@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,7 +60,8 @@ func (c *conn) joinGroup(r *kmsg.JoinGroupRequest, clientID *string) kmsg.Respon
 	resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
 	protos := make([]group.Protocol, len(r.Protocols))
 	for i, p := range r.Protocols {
-		protos[i] = group.Protocol{Name: p.Name, Metadata: p.Metadata}
+		// Cloned: kmsg aliases the request buffer, which the connection reuses for its next request.
+		protos[i] = group.Protocol{Name: p.Name, Metadata: slices.Clone(p.Metadata)}
 	}
 	ctx, cancel := c.requestContext()
 	defer cancel()
@@ -101,7 +103,7 @@ func (c *conn) syncGroup(r *kmsg.SyncGroupRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 	as := make(map[string][]byte, len(r.GroupAssignment))
 	for _, a := range r.GroupAssignment {
-		as[a.MemberID] = a.MemberAssignment
+		as[a.MemberID] = slices.Clone(a.MemberAssignment) // the request buffer is reused, see joinGroup
 	}
 	ctx, cancel := c.requestContext()
 	defer cancel()

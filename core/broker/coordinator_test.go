@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/core/group"
+)
+
+// A group that is gone — deleted, or forgotten after its offsets expired —
+// must stay gone after a restart: the tombstones written for its offsets
+// must not recreate it when __consumer_offsets is replayed.
+func TestRemovedGroupsStayRemovedAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := time.UnixMilli(1_700_000_000_000)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	open := func() *Broker {
+		t.Helper()
+		b, err := Open(Config{DataDir: dir, Now: clock, Groups: CoordinatorConfig{OffsetsRetention: time.Hour, TickInterval: 10 * time.Millisecond,
+			Group: group.Config{InitialRebalanceDelay: -1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := open()
+	if _, err := b.CreateTopic("t", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	c := b.Coordinator()
+	ctx := context.Background()
+	commit := func(groupID string) {
+		t.Helper()
+		offs := map[group.TopicPartition]group.Offset{{Topic: "t", Partition: 0}: {Offset: 5}, {Topic: "t", Partition: 1}: {Offset: 7}}
+		if code, err := c.CommitOffsets(ctx, groupID, "", "", -1, offs); code != group.None || err != nil {
+			t.Fatalf("commit to %s: %v %v", groupID, code, err)
+		}
+	}
+	commit("deleted")
+	commit("expired")
+	commit("kept")
+	// A group with metadata (it had a member) whose offsets then expire.
+	jr, err := c.Join(ctx, "expired", group.JoinRequest{ClientID: "m", SessionTimeout: 10 * time.Second, ProtocolType: "consumer",
+		Protocols: []group.Protocol{{Name: "range", Metadata: []byte{0}}}})
+	if err != nil || jr.Code != group.None {
+		t.Fatalf("join: %+v %v", jr, err)
+	}
+	if _, codes := c.Leave("expired", []group.LeaveMember{{MemberID: jr.MemberID}}); codes[0] != group.None {
+		t.Fatalf("leave: %v", codes)
+	}
+	if code, err := c.DeleteGroup(ctx, "deleted"); code != group.None || err != nil {
+		t.Fatalf("delete: %v %v", code, err)
+	}
+	// Only "expired" is old enough to expire; "kept" commits again later.
+	mu.Lock()
+	now = now.Add(30 * time.Minute)
+	mu.Unlock()
+	commit("kept")
+	mu.Lock()
+	now = now.Add(40 * time.Minute)
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := c.DescribeGroup("expired"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offsets of the long-empty group never expired")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	check := func(when string) {
+		t.Helper()
+		var ids []string
+		for _, g := range b.Coordinator().Groups() {
+			ids = append(ids, g.ID)
+		}
+		if len(ids) != 1 || ids[0] != "kept" {
+			t.Errorf("%s: groups %v, want [kept]", when, ids)
+		}
+		for _, id := range []string{"deleted", "expired"} {
+			if offs := b.Coordinator().FetchOffsets(id, nil); len(offs) != 0 {
+				t.Errorf("%s: group %s has offsets %v", when, id, offs)
+			}
+		}
+		if offs := b.Coordinator().FetchOffsets("kept", nil); len(offs) != 2 {
+			t.Errorf("%s: kept group has offsets %v, want 2", when, offs)
+		}
+	}
+	check("before the restart")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = open()
+	defer b.Close()
+	check("after the restart")
+}
