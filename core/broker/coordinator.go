@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +65,13 @@ func newCoordinator(b *Broker, cfg CoordinatorConfig) (*Coordinator, error) {
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = 100 * time.Millisecond
 	}
+	// Member ids carry a salt that is new at every start, so an id handed
+	// out before a restart is never handed out again to another member.
+	var salt [4]byte
+	if _, err := rand.Read(salt[:]); err != nil {
+		return nil, err
+	}
+	cfg.Group.MemberIDSalt = hex.EncodeToString(salt[:])
 	c := &Coordinator{b: b, cfg: cfg, log: b.log, groups: map[string]*group.Group{},
 		joinW: map[uint64]chan group.JoinResponse{}, syncW: map[uint64]chan group.SyncResponse{}, stop: make(chan struct{})}
 	if _, err := b.Topic(OffsetsTopic, false); errors.Is(err, ErrUnknownTopic) {

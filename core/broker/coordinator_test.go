@@ -98,3 +98,30 @@ func TestRemovedGroupsStayRemovedAfterRestart(t *testing.T) {
 	defer b.Close()
 	check("after the restart")
 }
+
+// TestMemberIDsUniqueAcrossRestarts: the member-id counter restarts with
+// the broker, but ids carry a per-start salt, so a stale client's id is
+// never handed to a new member.
+func TestMemberIDsUniqueAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	ids := map[string]bool{}
+	for round := 0; round < 2; round++ {
+		b, err := Open(Config{DataDir: dir, Groups: CoordinatorConfig{Group: group.Config{InitialRebalanceDelay: -1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := b.Coordinator().Join(context.Background(), "g", group.JoinRequest{ClientID: "c", SessionTimeout: 10 * time.Second,
+			ProtocolType: "consumer", Protocols: []group.Protocol{{Name: "range", Metadata: []byte("m")}}})
+		if err != nil || resp.Code != group.None {
+			t.Fatalf("join: %+v %v", resp, err)
+		}
+		if ids[resp.MemberID] {
+			t.Fatalf("member id %s handed out again after a restart", resp.MemberID)
+		}
+		ids[resp.MemberID] = true
+		if _, codes := b.Coordinator().Leave("g", []group.LeaveMember{{MemberID: resp.MemberID}}); codes[0] != group.None {
+			t.Fatalf("leave: %v", codes)
+		}
+		b.Close()
+	}
+}

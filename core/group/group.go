@@ -34,6 +34,11 @@ type Config struct {
 	MinSessionTimeout, MaxSessionTimeout time.Duration
 	// MaxSize is the most members a group may have; 0 means no limit.
 	MaxSize int
+	// MemberIDSalt, when set, is put into every member id the group hands
+	// out (clientID-SALT-N), so ids stay unique across coordinator restarts,
+	// where N starts again; the host sets a random one. Empty gives
+	// clientID-N, which the script tests rely on.
+	MemberIDSalt string
 }
 
 func (c Config) withDefaults() Config {
@@ -178,9 +183,7 @@ func (g *Group) setState(s State, now time.Time) {
 	}
 }
 
-// newMemberID returns clientID-N for the next N not in use (ids are
-// deterministic, which keeps the script tests readable; uniqueness within
-// the group is all the protocol needs).
+// newMemberID returns clientID[-SALT]-N for the next N not in use.
 func (g *Group) newMemberID(clientID string) string {
 	if clientID == "" {
 		clientID = "member"
@@ -188,6 +191,9 @@ func (g *Group) newMemberID(clientID string) string {
 	for {
 		g.nextID++
 		id := fmt.Sprintf("%s-%d", clientID, g.nextID)
+		if g.cfg.MemberIDSalt != "" {
+			id = fmt.Sprintf("%s-%s-%d", clientID, g.cfg.MemberIDSalt, g.nextID)
+		}
 		if _, used := g.Members[id]; used {
 			continue
 		}
@@ -265,8 +271,11 @@ func (g *Group) Join(now time.Time, r JoinRequest) Effects {
 		g.updateMember(m, r)
 		return g.park(now, m, r.Handle)
 	case CompletingRebalance, Stable:
-		if slices.EqualFunc(m.Protocols, r.Protocols, protocolEqual) && m.ID != g.Leader {
-			// Nothing changed: answer with the current generation.
+		// Nothing changed: answer with the current generation. In Stable a
+		// rejoining leader always triggers a rebalance (it rejoins to
+		// reassign, e.g. after seeing new partitions), as in Kafka.
+		same := slices.EqualFunc(m.Protocols, r.Protocols, protocolEqual)
+		if same && (g.State == CompletingRebalance || m.ID != g.Leader) {
 			return Effects{Joins: []JoinResponse{g.joinResponse(m, r.Handle)}}
 		}
 		g.updateMember(m, r)
