@@ -28,7 +28,7 @@ import (
 
 const (
 	groupSessionTimeout = 6 * time.Second
-	groupHeartbeat      = 500 * time.Millisecond
+	groupHeartbeat      = 250 * time.Millisecond
 	// Bounds for the rebalance timings: a crashed member's partitions are
 	// owned again within sessionTimeout+1s; a member that leaves cleanly
 	// hands its partitions over within 1s.
