@@ -111,11 +111,24 @@ func TestKafkaGoReaderGroup(t *testing.T) {
 	defer cancel()
 	var readers []*kafka.Reader
 	var wg sync.WaitGroup
+	kds := make([]*killDialer, 3)
+	cancels := make([]context.CancelFunc, 3)
 	for i := range 3 {
 		name := fmt.Sprintf("kafka-go-%d", i)
+		kd := &killDialer{}
+		kds[i] = kd
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := kd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &loggedConn{Conn: c, log: reqs}, nil
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		cancels[i] = cancel
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: []string{b.addr()}, GroupID: group, Topic: topic,
-			Dialer:   &kafka.Dialer{ClientID: name, Timeout: 5 * time.Second, DialFunc: reqs.dial},
+			Dialer:   &kafka.Dialer{ClientID: name, Timeout: 5 * time.Second, DialFunc: dial},
 			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
 			SessionTimeout: groupSessionTimeout, HeartbeatInterval: groupHeartbeat, RebalanceTimeout: 10 * time.Second,
 			JoinGroupBackoff: 200 * time.Millisecond, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
@@ -151,9 +164,10 @@ func TestKafkaGoReaderGroup(t *testing.T) {
 			}
 		}()
 	}
+	killed := -1
 	closeReaders := sync.OnceFunc(func() {
-		for _, r := range readers {
-			if err := r.Close(); err != nil {
+		for i, r := range readers {
+			if err := r.Close(); err != nil && i != killed {
 				t.Errorf("reader close: %v", err)
 			}
 		}
@@ -208,7 +222,34 @@ func TestKafkaGoReaderGroup(t *testing.T) {
 	}
 	t.Logf("phase 2 shares: %v", shares)
 
-	// The readers heartbeat every 500ms; wait for one before closing.
+	// Phase 3: kill one reader without a LeaveGroup (its connections are cut
+	// and it can dial no more). When its session expires the two survivors
+	// take its partitions, three each, and every record is read at least
+	// once.
+	killed = 2
+	killedAt := time.Now()
+	kds[killed].kill()
+	cancels[killed]()
+	phase3 := produceSpread(t, b.addr(), topic, "p3", parts, 20)
+	led.waitAll(t, "phase 3 (after a reader died)", phase3, 30*time.Second)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		d := describeGroup(t, adm, group)
+		ok := d.State == "Stable" && len(d.Members) == 2
+		for _, m := range d.Members {
+			a, isConsumer := m.Assigned.AsConsumer()
+			ok = ok && isConsumer && len(a.Topics) == 1 && len(a.Topics[0].Partitions) == 3
+		}
+		if ok {
+			t.Logf("kafka-go: survivors own 3 partitions each %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the kill: state %s with %d members, want 2 members of 3 partitions", d.State, len(d.Members))
+		}
+	}
+	t.Logf("phase 3: %d of %d records read twice (processed by the dead reader, not committed)", led.duplicates(phase3), len(phase3))
+
+	// The readers heartbeat every 250ms; wait for one before closing.
 	for deadline := time.Now().Add(10 * time.Second); len(reqs.versions(kmsg.Heartbeat)) == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("kafka-go readers sent no Heartbeat")
