@@ -250,6 +250,9 @@ func TestHTTPMetricsAndHealth(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
+	if code, body := get("/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("/debug/pprof/goroutine: %d %.200s", code, body)
+	}
 	code, body := get("/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
