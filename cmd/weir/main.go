@@ -44,7 +44,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newServeCmd(), newLogCmd())
+	root.AddCommand(newServeCmd(), newLogCmd(), newBenchCmd())
 	root.AddCommand(newTopicCmd())
 	root.AddCommand(newProduceCmd())
 	root.AddCommand(newConsumeCmd())

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/weirstream/weir/runtime/bench"
+)
+
+// TestBenchCommandJSON runs `weir bench produce --json` in process against
+// an embedded node and decodes what it prints.
+func TestBenchCommandJSON(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs([]string{"bench", "produce", "-n", "2000", "--size", "1KiB", "--acks", "all", "--json", "-q"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var res bench.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if res.Mode != "produce" || res.Records != 2000 || res.Bytes != 2000*1024 || res.Latency == nil {
+		t.Fatalf("result: %+v", res)
+	}
+}

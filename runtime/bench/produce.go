@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var errTopicExists = kerr.TopicAlreadyExists
+
+func producerOpts(e *env, o *Options) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(e.brokers...), kgo.DefaultProduceTopic(o.Topic), kgo.MaxBufferedRecords(1 << 20),
+		kgo.ProducerBatchMaxBytes(max(o.BatchBytes, 1<<20)), kgo.ProducerLinger(o.Linger)}
+	if o.BatchBytes > 0 {
+		opts[2] = kgo.ProducerBatchMaxBytes(o.BatchBytes)
+	}
+	switch o.Acks {
+	case "all", "-1":
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case "1":
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	case "0":
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	default:
+		return nil, fmt.Errorf("bench: acks %q: want all, 1 or 0", o.Acks)
+	}
+	var codec kgo.CompressionCodec
+	switch o.Compression {
+	case "none":
+		codec = kgo.NoCompression()
+	case "gzip":
+		codec = kgo.GzipCompression()
+	case "snappy":
+		codec = kgo.SnappyCompression()
+	case "lz4":
+		codec = kgo.Lz4Compression()
+	case "zstd":
+		codec = kgo.ZstdCompression()
+	default:
+		return nil, fmt.Errorf("bench: compression %q: want none, gzip, snappy, lz4 or zstd", o.Compression)
+	}
+	return append(opts, kgo.ProducerBatchCompression(codec)), nil
+}
+
+// benchValue is a value of n bytes that compresses about as well as text.
+func benchValue(n int) []byte {
+	const words = "the quick brown fox jumps over a lazy dog while weir streams logs "
+	v := make([]byte, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range v {
+		if i%16 == 0 {
+			v[i] = byte('a' + rng.IntN(26))
+		} else {
+			v[i] = words[i%len(words)]
+		}
+	}
+	return v
+}
+
+// Produce sends records to the topic and measures throughput and the time
+// from each record being due to its acknowledgement.
+func Produce(ctx context.Context, o Options) (Result, error) {
+	if err := o.defaults(); err != nil {
+		return Result{}, err
+	}
+	e, err := setup(ctx, &o)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.close()
+	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
+		return Result{}, err
+	}
+	r := newRecorder()
+	stop := make(chan struct{})
+	go r.progress(o.Progress, "produce", stop)
+	elapsed, err := produceLoad(ctx, e, &o, r, func(*kgo.Record) {})
+	close(stop)
+	if err != nil {
+		return Result{}, err
+	}
+	return finish("produce", e, &o, r, elapsed), nil
+}
+
+// produceLoad runs the producers; stamp may set fields of each record before
+// it is sent (roundtrip stamps the due time).
+func produceLoad(ctx context.Context, e *env, o *Options, r *recorder, stamp func(*kgo.Record)) (time.Duration, error) {
+	opts, err := producerOpts(e, o)
+	if err != nil {
+		return 0, err
+	}
+	value := benchValue(o.RecordSize)
+	keys := make([][]byte, o.Keys)
+	for i := range keys {
+		keys[i] = []byte("key-" + strconv.Itoa(i))
+	}
+	clients := make([]*kgo.Client, o.Producers)
+	for i := range clients {
+		if clients[i], err = kgo.NewClient(opts...); err != nil {
+			return 0, err
+		}
+		defer clients[i].Close()
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for p, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(p), 7))
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if o.Records > 0 && o.Duration <= 0 && i >= o.Records {
+					break
+				}
+				due := time.Now()
+				if o.Duration > 0 && due.Sub(start) >= o.Duration {
+					break
+				}
+				if o.Rate > 0 {
+					due = start.Add(time.Duration(i * int64(time.Second) / o.Rate))
+					if wait := time.Until(due); wait > 100*time.Microsecond {
+						time.Sleep(wait)
+					}
+				}
+				rec := &kgo.Record{Value: value}
+				if len(keys) > 0 {
+					rec.Key = keys[rng.IntN(len(keys))]
+				}
+				rec.Timestamp = due
+				stamp(rec)
+				cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+					if err != nil {
+						r.errors.Add(1)
+						return
+					}
+					r.observe(time.Since(due))
+					r.records.Add(1)
+					r.bytes.Add(int64(len(value)))
+				})
+			}
+			cl.Flush(ctx)
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), ctx.Err()
+}

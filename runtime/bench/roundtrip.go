@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Roundtrip produces at the target rate while a consumer reads the same
+// topic, and measures each record's time from being due at the producer to
+// being read by the consumer (end-to-end latency, open-loop).
+func Roundtrip(ctx context.Context, o Options) (Result, error) {
+	if err := o.defaults(); err != nil {
+		return Result{}, err
+	}
+	e, err := setup(ctx, &o)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.close()
+	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
+		return Result{}, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(o.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return Result{}, err
+	}
+	defer cl.Close()
+	// Make sure the consumer is positioned before producing.
+	if err := cl.Ping(ctx); err != nil {
+		return Result{}, err
+	}
+	r := newRecorder()
+	stop := make(chan struct{})
+	go r.progress(o.Progress, "roundtrip", stop)
+	defer close(stop)
+	var wg sync.WaitGroup
+	consumeCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	produced := newRecorder() // acknowledgements, not reported
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for consumeCtx.Err() == nil {
+			fetches := cl.PollFetches(consumeCtx)
+			now := time.Now()
+			fetches.EachError(func(_ string, _ int32, err error) {
+				if consumeCtx.Err() == nil {
+					r.errors.Add(1)
+				}
+			})
+			fetches.EachRecord(func(rec *kgo.Record) {
+				r.observe(now.Sub(rec.Timestamp))
+				r.records.Add(1)
+				r.bytes.Add(int64(len(rec.Value)))
+			})
+		}
+	}()
+	start := time.Now()
+	if _, err := produceLoad(ctx, e, &o, produced, func(*kgo.Record) {}); err != nil {
+		return Result{}, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for r.records.Load() < produced.records.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	wg.Wait()
+	r.errors.Add(produced.errors.Load())
+	return finish("roundtrip", e, &o, r, elapsed), nil
+}
