@@ -59,9 +59,10 @@ type Broker struct {
 	log      *slog.Logger
 	defaults map[string]string
 
-	mu     sync.RWMutex // guards topics and closed
-	topics map[string]*topic
-	closed bool
+	mu       sync.RWMutex // guards topics, deleting and closed
+	topics   map[string]*topic
+	deleting map[string]bool // names whose directories DeleteTopic is still removing
+	closed   bool
 
 	pidMu   sync.Mutex
 	pidNext int64 // next producer id to hand out
@@ -104,7 +105,7 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.RetentionCheckInterval == 0 {
 		cfg.RetentionCheckInterval = 5 * time.Minute
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, log: cfg.Logger, topics: map[string]*topic{}, notifyCh: make(chan struct{}), stop: make(chan struct{})}
+	b := &Broker{cfg: cfg, fs: cfg.FS, log: cfg.Logger, topics: map[string]*topic{}, deleting: map[string]bool{}, notifyCh: make(chan struct{}), stop: make(chan struct{})}
 	b.defaults = mergeConfigs(DefaultTopicConfigs, cfg.TopicDefaults)
 	if _, _, err := b.logOptionsFor(nil); err != nil {
 		return nil, fmt.Errorf("broker: topic defaults: %w", err)
@@ -230,6 +231,10 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if _, ok := b.topics[name]; ok {
 		return TopicInfo{}, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
+	if b.deleting[name] {
+		// Its old directories are still there: a new topic would open them.
+		return TopicInfo{}, fmt.Errorf("%w: %s is being deleted", ErrTopicExists, name)
+	}
 	ti := TopicInfo{Name: name, Partitions: partitions, Configs: maps.Clone(configs), Internal: internal}
 	if ti.Configs == nil {
 		ti.Configs = map[string]string{}
@@ -283,7 +288,13 @@ func (b *Broker) DeleteTopic(name string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	delete(b.topics, name)
+	b.deleting[name] = true
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.deleting, name)
+		b.mu.Unlock()
+	}()
 	// topic.json goes first: a crash after it leaves a directory that Open removes.
 	if err := b.fs.Remove(path.Join(b.topicDir(name), "topic.json")); err != nil {
 		return fmt.Errorf("broker: delete topic %s: %w", name, err)

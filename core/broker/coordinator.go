@@ -147,6 +147,14 @@ func (c *Coordinator) apply(g *group.Group, eff group.Effects) {
 	}
 }
 
+// forgetIfIdle drops a group that holds nothing (see group.Group.Idle),
+// such as one a failed first request created; called under mu.
+func (c *Coordinator) forgetIfIdle(g *group.Group) {
+	if g.Idle() && c.groups[g.ID] == g {
+		delete(c.groups, g.ID)
+	}
+}
+
 // ErrCoordinatorClosed is returned by group calls after Close.
 var ErrCoordinatorClosed = errors.New("broker: coordinator closed")
 
@@ -159,6 +167,7 @@ func (c *Coordinator) Join(ctx context.Context, groupID string, r group.JoinRequ
 	c.joinW[r.Handle] = ch
 	g := c.getGroup(groupID, true)
 	c.apply(g, g.Join(c.now(), r))
+	c.forgetIfIdle(g)
 	c.mu.Unlock()
 	return awaitResponse(c, ctx, ch, func() { delete(c.joinW, r.Handle) })
 }
@@ -236,6 +245,7 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupID, memberID, inst
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g := c.getGroup(groupID, true)
+	defer c.forgetIfIdle(g) // a refused or failed commit to a new group id leaves no group
 	if code := g.CheckCommit(memberID, instanceID, generation); code != group.None {
 		return code, nil
 	}
@@ -423,6 +433,7 @@ func (c *Coordinator) ticker() {
 		now := c.now()
 		for _, g := range c.groups {
 			c.apply(g, g.Tick(now))
+			c.forgetIfIdle(g)
 		}
 		if now.Sub(c.lastExp) >= 10*time.Second {
 			c.lastExp = now

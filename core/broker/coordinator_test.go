@@ -125,3 +125,55 @@ func TestMemberIDsUniqueAcrossRestarts(t *testing.T) {
 		b.Close()
 	}
 }
+
+// A request that fails, or a first JoinGroup (v4+) whose member never comes
+// back with its id, must not leave a group behind: ListGroups would show a
+// group nobody created, and any client could grow the coordinator's memory
+// without bound with requests naming new group ids.
+func TestFailedRequestsLeaveNoGroup(t *testing.T) {
+	var mu sync.Mutex
+	now := time.UnixMilli(1_700_000_000_000)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	b, err := Open(Config{DataDir: t.TempDir(), Now: clock, Groups: CoordinatorConfig{TickInterval: 10 * time.Millisecond,
+		Group: group.Config{InitialRebalanceDelay: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := b.Coordinator()
+	ctx := context.Background()
+	protos := []group.Protocol{{Name: "range", Metadata: []byte{0}}}
+
+	jr, err := c.Join(ctx, "bad-timeout", group.JoinRequest{ClientID: "m", SessionTimeout: time.Millisecond, ProtocolType: "consumer", Protocols: protos})
+	if err != nil || jr.Code != group.InvalidSessionTimeout {
+		t.Fatalf("join with a too short session: %+v %v", jr, err)
+	}
+	jr, err = c.Join(ctx, "no-protocols", group.JoinRequest{ClientID: "m", SessionTimeout: 10 * time.Second, ProtocolType: "consumer"})
+	if err != nil || jr.Code != group.InconsistentGroupProtocol {
+		t.Fatalf("join without protocols: %+v %v", jr, err)
+	}
+	offs := map[group.TopicPartition]group.Offset{{Topic: OffsetsTopic, Partition: 0}: {Offset: 1}}
+	if code, err := c.CommitOffsets(ctx, "ghost", "ghost-member", "", 3, offs); err != nil || code == group.None {
+		t.Fatalf("commit from an unknown member: %v %v", code, err)
+	}
+	if gs := c.Groups(); len(gs) != 0 {
+		t.Fatalf("failed requests left groups behind: %+v", gs)
+	}
+
+	// The first join of a v4+ client gets MEMBER_ID_REQUIRED; the group
+	// waits for that member id until its session timeout, then forgets it.
+	jr, err = c.Join(ctx, "pending", group.JoinRequest{ClientID: "m", SessionTimeout: 10 * time.Second, ProtocolType: "consumer", Protocols: protos, RequireKnownMemberID: true})
+	if err != nil || jr.Code != group.MemberIDRequired {
+		t.Fatalf("first join: %+v %v", jr, err)
+	}
+	mu.Lock()
+	now = now.Add(11 * time.Second)
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.Groups()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("group of an expired pending member id never forgotten: %+v", c.Groups())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

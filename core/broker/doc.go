@@ -15,7 +15,8 @@
 // A topic exists once its topic.json is durable; partition directories are
 // created before it is written, so a crash during creation leaves either no
 // topic or a whole one (stray partition directories without topic.json are
-// removed at open). Deletion removes topic.json first.
+// removed at open). Deletion removes topic.json first; until its directory
+// is gone, creating a topic of the same name fails with ErrTopicExists.
 //
 // # Invariants
 //

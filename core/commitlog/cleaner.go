@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -99,6 +100,9 @@ func (l *Log) EnforceRetention() (int, error) {
 	return n, nil
 }
 
+// errStopScan ends an eachBatch walk early.
+var errStopScan = errors.New("commitlog: stop scan")
+
 // CompactStats describes one compaction pass.
 type CompactStats struct {
 	Segments       int // sealed segments rewritten
@@ -108,8 +112,9 @@ type CompactStats struct {
 }
 
 // Compact rewrites the sealed segments keeping, for each key, only the
-// record with the highest offset in the whole log; records without a key are
-// kept. A tombstone (null value) that is the latest for its key is removed
+// record with the highest offset among the records that are below the high
+// watermark and durable (a newer record a crash could still take back
+// supersedes nothing); records without a key are kept. A tombstone (null value) that is the latest for its key is removed
 // once its timestamp is older than Options.DeleteRetention. Offsets never
 // change: rewritten batches keep their base offset and offset range. The
 // active segment is not touched. It does nothing unless the cleanup policy
@@ -139,10 +144,16 @@ func (l *Log) Compact() (CompactStats, error) {
 		}
 	}()
 
-	// Pass 1: the latest offset of every key, over everything written.
+	// Pass 1: the latest offset of every key, over what is visible and
+	// durable: a record a crash could take back must not supersede one it
+	// cannot (the active segment's tail may not be fsynced yet).
+	bound := min(l.hw.Load(), l.DurableOffset())
 	latest := map[string]int64{}
 	for _, s := range segs {
 		err := s.eachBatch(func(h record.Header, b []byte) error {
+			if h.LastOffset() >= bound {
+				return errStopScan
+			}
 			if h.Control() {
 				return nil
 			}
@@ -157,6 +168,9 @@ func (l *Log) Compact() (CompactStats, error) {
 			}
 			return nil
 		})
+		if err == errStopScan {
+			break
+		}
 		if err != nil {
 			return st, fmt.Errorf("commitlog: compact %s: %w", l.dir, err)
 		}

@@ -68,3 +68,12 @@ func Restore(s Snapshot, offsets map[TopicPartition]Offset, cfg Config, now time
 // IsEmpty reports whether the group has no members and no offsets: the
 // coordinator may forget it.
 func (g *Group) IsEmpty() bool { return len(g.Members) == 0 && len(g.offsets) == 0 }
+
+// Idle reports whether the group holds nothing at all: no members, no member
+// id handed out with MEMBER_ID_REQUIRED and not yet expired, no offsets, and
+// no completed generation (so nothing of it was ever persisted). A host may
+// forget an idle group without writing anything: it is what a failed first
+// request to a new group id leaves behind.
+func (g *Group) Idle() bool {
+	return g.State == Empty && g.Generation == 0 && len(g.pending) == 0 && g.IsEmpty()
+}

@@ -16,6 +16,9 @@
 //
 // A size above Config.MaxRequestBytes or below the smallest header is
 // refused before anything is allocated for it, and the connection closed.
+// A Fetch response holds at most Config.MaxFetchBytes of records whatever
+// the client asks for, and one Produce request writes its partitions with
+// a fixed number of goroutines however many it names.
 // Array and tag counts are bounded by the bytes present (kmsg checks every
 // count against what is left). A request that does not decode, names an
 // unknown API key or a version outside the advertised range (except

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -129,6 +130,10 @@ func (c *conn) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 	return resp
 }
 
+// produceWorkers is how many partitions of one Produce request are
+// written at once (they share fsyncs, so a few suffice).
+const produceWorkers = 16
+
 func (c *conn) produce(r *kmsg.ProduceRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	type job struct {
@@ -205,9 +210,15 @@ func (c *conn) produce(r *kmsg.ProduceRequest) kmsg.Response {
 		run(jobs[0])
 	} else {
 		var wg sync.WaitGroup
-		for _, j := range jobs {
+		var next atomic.Int64
+		for range min(len(jobs), produceWorkers) {
 			wg.Add(1)
-			go func() { defer wg.Done(); run(j) }()
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+					run(jobs[i])
+				}
+			}()
 		}
 		wg.Wait()
 	}
@@ -259,9 +270,9 @@ func (c *conn) fetch(r *kmsg.FetchRequest) kmsg.Response {
 func (c *conn) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
 	b := c.s.cfg.Broker
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
-	budget := int(r.MaxBytes)
-	if r.Version < 3 || budget <= 0 {
-		budget = 1 << 30
+	budget := c.s.cfg.MaxFetchBytes
+	if r.MaxBytes > 0 {
+		budget = min(budget, int(r.MaxBytes))
 	}
 	total, hasErr := 0, false
 	for _, t := range r.Topics {

@@ -50,6 +50,10 @@ type Config struct {
 	ClusterID string
 	// MaxRequestBytes is socket.request.max.bytes; default 100 MiB.
 	MaxRequestBytes int
+	// MaxFetchBytes caps the record bytes of one Fetch response, whatever
+	// the client asks for (Kafka's fetch.max.bytes); the first batch is
+	// returned whole even when larger, so consumers progress. Default 55 MiB.
+	MaxFetchBytes int
 	// IdleTimeout closes connections idle this long; default 10 minutes.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
@@ -74,6 +78,9 @@ type Server struct {
 func NewServer(cfg Config) *Server {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 100 << 20
+	}
+	if cfg.MaxFetchBytes <= 0 {
+		cfg.MaxFetchBytes = 55 << 20
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
@@ -243,6 +250,12 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.obs.Bytes(4+int(size), 0)
+		if c.w.Buffered() > 0 && mayPark(body) {
+			// Answers to earlier pipelined requests must not wait out a long poll.
+			if err := c.w.Flush(); err != nil {
+				return
+			}
+		}
 		resp, key, err := c.handle(body)
 		if err != nil {
 			log.Warn("closing connection: bad request", "api_key", key, "err", err)
@@ -269,6 +282,17 @@ func (c *conn) serve() {
 			body = nil // do not pin a large buffer on an idle connection
 		}
 	}
+}
+
+// mayPark reports whether a request (its body, header first) can wait for
+// something other than the disk before it is answered: a long-polling Fetch
+// or a join or sync parked until the group's rebalance moves on.
+func mayPark(body []byte) bool {
+	switch int16(binary.BigEndian.Uint16(body)) {
+	case kmsg.Fetch.Int16(), kmsg.JoinGroup.Int16(), kmsg.SyncGroup.Int16():
+		return true
+	}
+	return false
 }
 
 // readChunk is how much of a request body is allocated before its bytes
@@ -410,5 +434,5 @@ func (c *conn) frame(h header, resp kmsg.Response, version int16) []byte {
 	return out
 }
 
-// connClosed reports a channel closed when the server shuts down.
+// stopping returns a channel closed when the server shuts down.
 func (c *conn) stopping() <-chan struct{} { return c.s.shutdown }
