@@ -37,6 +37,8 @@ type Config struct {
 	TopicDefaults map[string]string `yaml:"topic_defaults"`
 	// MaxRequestBytes is socket.request.max.bytes; default 100 MiB.
 	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// MaxFetchBytes caps one fetch response (fetch.max.bytes); default 55 MiB.
+	MaxFetchBytes int `yaml:"max_fetch_bytes"`
 	// RetentionCheckInterval is how often retention and compaction run; default 5m.
 	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance open

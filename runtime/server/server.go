@@ -73,7 +73,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, b)
-	kcfg := kafka.Config{Broker: b, ClusterID: cfg.ClusterID, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log, Observer: m}
+	kcfg := kafka.Config{Broker: b, ClusterID: cfg.ClusterID, MaxRequestBytes: cfg.MaxRequestBytes, MaxFetchBytes: cfg.MaxFetchBytes, Logger: log, Observer: m}
 	if cfg.AdvertisedAddr != "" {
 		host, port, _ := net.SplitHostPort(cfg.AdvertisedAddr)
 		p, _ := strconv.Atoi(port)
