@@ -62,7 +62,8 @@
 // scans the segments from the one holding the recovery point to the end,
 // checks every batch (length, magic, CRC, offsets), truncates the log at the
 // first batch that is invalid or torn, drops any later segment, and rebuilds
-// those segments' indexes. An index file that is missing or inconsistent is
+// those segments' indexes. An invalid batch below the recovery point (data
+// that was fsynced) is a disk fault and fails Open with ErrCorrupt instead. An index file that is missing or inconsistent is
 // rebuilt from its segment wherever it is.
 //
 // # Durability

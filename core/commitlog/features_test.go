@@ -439,3 +439,47 @@ func TestRollBySegmentAge(t *testing.T) {
 		t.Fatalf("segments %v; want a new one at offset 3 after the age limit", segs)
 	}
 }
+
+// TestCorruptionBelowRecoveryPointIsAnError: a batch that was fsynced (below
+// the recovery point) and then damaged must stop Open, not be truncated
+// away with everything after it.
+func TestCorruptionBelowRecoveryPointIsAnError(t *testing.T) {
+	mem := vfs.NewMem()
+	opts := Options{FS: mem}
+	l, err := Open("/l", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := l.Append(testBatch(t, "d", 2, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	// Reopen and close: the recovery point is now 10. Then tear the second
+	// batch on "disk" and mark the shutdown unclean.
+	l, err = Open("/l", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	f, err := mem.OpenAppend(path.Join("/l", segmentName(0, logSuffix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 200)
+	f.ReadAt(buf, 0)
+	h, _ := record.ParseHeader(buf)
+	damaged := mem.Crash(nil)
+	g, _ := damaged.OpenAppend(path.Join("/l", segmentName(0, logSuffix)))
+	g.Truncate(int64(h.Size()) + 30) // the second batch is torn below the recovery point
+	g.Sync()
+	g.Close()
+	// Make the shutdown look unclean so recovery scans.
+	if err := vfs.WriteFileAtomic(damaged, "/l", checkpointName, checkpoint{recoveryPoint: 10}.encode()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open("/l", Options{FS: damaged}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open over damaged fsynced data: %v; want ErrCorrupt", err)
+	}
+}

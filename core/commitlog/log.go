@@ -193,6 +193,12 @@ func (l *Log) open() error {
 		if i < last && res.bad == nil && res.next > l.segs[i+1].base {
 			return fmt.Errorf("%w: segment %s ends at offset %d, past the next segment's base %d", ErrCorrupt, s.path(logSuffix), res.next, l.segs[i+1].base)
 		}
+		if res.bad != nil && haveCP && res.next < cp.recoveryPoint {
+			// Offsets below the recovery point were fsynced: damage there is
+			// a disk fault, not a torn tail; truncating would drop
+			// acknowledged data silently.
+			return fmt.Errorf("%w: %s: %v, below the recovery point %d", ErrCorrupt, s.path(logSuffix), res.bad, cp.recoveryPoint)
+		}
 		if res.bad != nil {
 			l.log.Warn("truncating log at invalid batch", "segment", s.path(logSuffix), "position", res.validEnd, "dropped_bytes", sizes[i]-res.validEnd, "reason", res.bad)
 			// Drop the later segments first, newest first, and make that
