@@ -63,8 +63,9 @@
 // checks every batch (length, magic, CRC, offsets), truncates the log at the
 // first batch that is invalid or torn, drops any later segment, and rebuilds
 // those segments' indexes. An invalid batch below the recovery point (data
-// that was fsynced) is a disk fault and fails Open with ErrCorrupt instead. An index file that is missing or inconsistent is
-// rebuilt from its segment wherever it is.
+// that was fsynced) is a disk fault and fails Open with ErrCorrupt instead.
+// An index file that is missing or inconsistent is rebuilt from its segment
+// wherever it is.
 //
 // # Durability
 //
