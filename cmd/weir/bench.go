@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/weirstream/weir/runtime/bench"
 )
@@ -78,22 +79,30 @@ second on stderr; --json prints the result for machines.`,
 		}
 		return c
 	}
-	cmd.AddCommand(run("produce", bench.Produce), run("consume", bench.Consume), run("roundtrip", bench.Roundtrip))
-	f := cmd.PersistentFlags()
-	f.StringVarP(&brokers, "brokers", "b", os.Getenv("WEIR_BENCH_BROKERS"), "brokers (host:port,...); default: start an embedded weir node in a temp dir")
+	workload := []*cobra.Command{run("produce", bench.Produce), run("consume", bench.Consume), run("roundtrip", bench.Roundtrip)}
+	cmd.AddCommand(workload...)
+	cmd.AddCommand(newBenchCompareCmd())
+	for _, c := range workload {
+		addWorkloadFlags(c.Flags(), &o, &brokers, &size, &batch, &asJSON, &quiet)
+	}
+	return cmd
+}
+
+// addWorkloadFlags binds the flags produce, consume and roundtrip share.
+func addWorkloadFlags(f *pflag.FlagSet, o *bench.Options, brokers, size, batch *string, asJSON, quiet *bool) {
+	f.StringVarP(brokers, "brokers", "b", os.Getenv("WEIR_BENCH_BROKERS"), "brokers (host:port,...); default: start an embedded weir node in a temp dir")
 	f.StringVarP(&o.Topic, "topic", "t", "", "topic (default: a new weir-bench-* topic)")
 	f.Int32VarP(&o.Partitions, "partitions", "p", 1, "partitions of the topic when it is created")
 	f.Int64VarP(&o.Records, "records", "n", 1_000_000, "records to send or read")
 	f.DurationVarP(&o.Duration, "duration", "d", 0, "run for this long instead of a record count")
-	f.StringVarP(&size, "size", "s", "100", "record value size (e.g. 100, 1KiB)")
+	f.StringVarP(size, "size", "s", "100", "record value size (e.g. 100, 1KiB)")
 	f.IntVar(&o.Keys, "keys", 0, "0: no keys; N: keys drawn uniformly from N")
 	f.IntVar(&o.Producers, "producers", 1, "producer clients, each with its own connections")
 	f.StringVar(&o.Acks, "acks", "1", "acks: all, 1 or 0")
 	f.StringVarP(&o.Compression, "compression", "z", "none", "none, gzip, snappy, lz4 or zstd")
 	f.DurationVar(&o.Linger, "linger", 0, "producer linger (batching delay)")
-	f.StringVar(&batch, "batch-bytes", "", "producer max batch size (default 1MiB)")
+	f.StringVar(batch, "batch-bytes", "", "producer max batch size (default 1MiB)")
 	f.Int64Var(&o.Rate, "rate", 0, "target records/s over all producers (open loop); 0: as fast as possible")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
-	return cmd
+	f.BoolVar(asJSON, "json", false, "print the result as JSON")
+	f.BoolVarP(quiet, "quiet", "q", false, "no progress lines")
 }

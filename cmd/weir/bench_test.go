@@ -27,3 +27,26 @@ func TestBenchCommandJSON(t *testing.T) {
 		t.Fatalf("result: %+v", res)
 	}
 }
+
+// TestBenchCompareCommandJSON runs `weir bench compare --json` with tiny
+// counts and decodes the result.
+func TestBenchCompareCommandJSON(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs([]string{"bench", "compare", "-n", "1000", "--size", "100,2KiB", "--fsync-iterations", "10", "--dir", t.TempDir(), "--json", "-q"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var res bench.CompareResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(res.Rows) != 13 || len(res.Ratios) != 8 {
+		t.Fatalf("%d rows, %d ratios: %s", len(res.Rows), len(res.Ratios), out.String())
+	}
+	if row, ok := res.Row("JetStream publish 2 KiB"); !ok || row.Records != 1000 || row.Bytes != 1000*2048 {
+		t.Fatalf("JetStream publish 2 KiB: %+v", row)
+	}
+}
