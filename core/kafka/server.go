@@ -245,6 +245,9 @@ func (c *conn) serve() {
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		var err error
+		if body == nil {
+			body = getBodyBuf()
+		}
 		if body, err = readBody(c.r, body, int(size)); err != nil {
 			log.Debug("connection closed mid-request", "err", err)
 			return
@@ -278,8 +281,12 @@ func (c *conn) serve() {
 			c.w.Flush()
 			return
 		}
-		if len(body) > 1<<20 {
-			body = nil // do not pin a large buffer on an idle connection
+		if c.r.Buffered() == 0 {
+			// Nothing pipelined: give the buffer back rather than pin it
+			// on a connection that may now idle; the next request takes one
+			// from the pool, usually already large enough.
+			putBodyBuf(body)
+			body = nil
 		}
 	}
 }
@@ -298,6 +305,26 @@ func mayPark(body []byte) bool {
 // readChunk is how much of a request body is allocated before its bytes
 // arrive.
 const readChunk = 64 << 10
+
+// bodyPool holds request buffers between requests, so a busy connection
+// does not regrow a buffer for every large produce. Buffers over 16 MiB are
+// left to the garbage collector.
+var bodyPool sync.Pool
+
+func getBodyBuf() []byte {
+	if p, ok := bodyPool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func putBodyBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > 16<<20 {
+		return
+	}
+	b = b[:0]
+	bodyPool.Put(&b)
+}
 
 // readBody reads a size-byte request body, reusing buf. A body larger than
 // buf and readChunk is read into a buffer that grows (doubling) only as its
