@@ -177,6 +177,12 @@ type FetchResult struct {
 // [log start, high watermark] returns commitlog.ErrOffsetOutOfRange with
 // the offsets filled in.
 func (b *Broker) Fetch(topic string, part int32, offset int64, maxBytes int, minOneBatch bool) (FetchResult, error) {
+	return b.FetchInto(nil, topic, part, offset, maxBytes, minOneBatch)
+}
+
+// FetchInto is Fetch reading into buf's storage when it is large enough;
+// the returned Records may alias buf.
+func (b *Broker) FetchInto(buf []byte, topic string, part int32, offset int64, maxBytes int, minOneBatch bool) (FetchResult, error) {
 	p, err := b.partition(topic, part)
 	if err != nil {
 		return FetchResult{}, err
@@ -201,7 +207,7 @@ func (b *Broker) Fetch(topic string, part int32, offset int64, maxBytes int, min
 	if !minOneBatch && budget < record.HeaderSize {
 		return res, nil
 	}
-	data, err := l.ReadInto(nil, offset, budget, res.HighWatermark)
+	data, err := l.ReadInto(buf, offset, budget, res.HighWatermark)
 	if err != nil {
 		return res, err
 	}

@@ -245,6 +245,7 @@ func (c *conn) fetch(r *kmsg.FetchRequest) kmsg.Response {
 	}
 	for {
 		wake := b.Appended()
+		c.releaseHeld() // a previous attempt's buffers
 		resp, size, hasErr := c.fetchOnce(r)
 		if hasErr || size >= int(r.MinBytes) || !time.Now().Before(deadline) {
 			return resp
@@ -258,6 +259,7 @@ func (c *conn) fetch(r *kmsg.FetchRequest) kmsg.Response {
 		t.Stop()
 		select {
 		case <-c.stopping():
+			c.releaseHeld()
 			resp, _, _ := c.fetchOnce(r)
 			return resp
 		default:
@@ -283,7 +285,12 @@ func (c *conn) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) 
 			rp.Partition = p.Partition
 			rp.RecordBatches = []byte{} // librdkafka rejects a null record set
 			limit := min(int(p.PartitionMaxBytes), budget-total)
-			res, err := b.Fetch(t.Topic, p.Partition, p.FetchOffset, limit, total == 0)
+			buf := fetchPool.get()
+			res, err := b.FetchInto(buf, t.Topic, p.Partition, p.FetchOffset, limit, total == 0)
+			if res.Records != nil {
+				buf = res.Records // the buffer the log read into (buf's, or a larger one)
+			}
+			c.held = append(c.held, buf[:cap(buf)])
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = res.HighWatermark, res.LastStable, res.LogStart
 			if err != nil {
 				rp.ErrorCode = errorCode(err)

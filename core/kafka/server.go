@@ -190,6 +190,10 @@ type conn struct {
 	r  *bufio.Reader
 	w  *bufio.Writer
 
+	// held are pooled fetch buffers the response being built refers to;
+	// they go back to the pool once the response is written.
+	held [][]byte
+
 	mu   sync.Mutex
 	busy bool // handling a request
 	quit bool // close after the current request
@@ -246,7 +250,7 @@ func (c *conn) serve() {
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		var err error
 		if body == nil {
-			body = getBodyBuf()
+			body = bodyPool.get()
 		}
 		if body, err = readBody(c.r, body, int(size)); err != nil {
 			log.Debug("connection closed mid-request", "err", err)
@@ -276,7 +280,9 @@ func (c *conn) serve() {
 				}
 			}
 			c.s.obs.Bytes(0, len(resp))
+			outPool.put(resp) // written (copied into c.w or sent)
 		}
+		c.releaseHeld()
 		if !c.setBusy(false) {
 			c.w.Flush()
 			return
@@ -285,7 +291,7 @@ func (c *conn) serve() {
 			// Nothing pipelined: give the buffer back rather than pin it
 			// on a connection that may now idle; the next request takes one
 			// from the pool, usually already large enough.
-			putBodyBuf(body)
+			bodyPool.put(body)
 			body = nil
 		}
 	}
@@ -306,25 +312,34 @@ func mayPark(body []byte) bool {
 // arrive.
 const readChunk = 64 << 10
 
-// bodyPool holds request buffers between requests, so a busy connection
-// does not regrow a buffer for every large produce. Buffers over 16 MiB are
-// left to the garbage collector.
-var bodyPool sync.Pool
+// bufPool keeps byte buffers between requests, so a busy connection does
+// not regrow request, response and fetch buffers for every large request.
+// Buffers above max are left to the garbage collector.
+type bufPool struct {
+	p   sync.Pool
+	max int
+}
 
-func getBodyBuf() []byte {
-	if p, ok := bodyPool.Get().(*[]byte); ok {
-		return (*p)[:0]
+func (bp *bufPool) get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return (*b)[:0]
 	}
 	return nil
 }
 
-func putBodyBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > 16<<20 {
+func (bp *bufPool) put(b []byte) {
+	if cap(b) == 0 || cap(b) > bp.max {
 		return
 	}
 	b = b[:0]
-	bodyPool.Put(&b)
+	bp.p.Put(&b)
 }
+
+var (
+	bodyPool  = bufPool{max: 16 << 20} // request bodies
+	outPool   = bufPool{max: 16 << 20} // encoded responses
+	fetchPool = bufPool{max: 16 << 20} // record bytes read for a fetch
+)
 
 // readBody reads a size-byte request body, reusing buf. A body larger than
 // buf and readChunk is read into a buffer that grows (doubling) only as its
@@ -451,7 +466,7 @@ func (c *conn) handle(b []byte) ([]byte, int16, error) {
 // frame encodes a response with its header and size prefix.
 func (c *conn) frame(h header, resp kmsg.Response, version int16) []byte {
 	resp.SetVersion(version)
-	out := make([]byte, 8, 256)
+	out := append(outPool.get(), 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(out[4:], uint32(h.correlation))
 	if resp.IsFlexible() && h.key != kmsg.ApiVersions.Int16() {
 		out = append(out, 0)
@@ -459,6 +474,14 @@ func (c *conn) frame(h header, resp kmsg.Response, version int16) []byte {
 	out = resp.AppendTo(out)
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	return out
+}
+
+// releaseHeld returns the fetch buffers of the last response to the pool.
+func (c *conn) releaseHeld() {
+	for _, b := range c.held {
+		fetchPool.put(b)
+	}
+	c.held = c.held[:0]
 }
 
 // stopping returns a channel closed when the server shuts down.
