@@ -149,6 +149,23 @@ func setup(ctx context.Context, o *Options) (*env, error) {
 	return e, nil
 }
 
+// prepare fills o's defaults, connects (starting the embedded node when no
+// brokers are given) and creates the topic; the caller closes the env.
+func prepare(ctx context.Context, o *Options) (*env, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	e, err := setup(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
 // ensureTopic creates the topic unless it exists.
 func (e *env) ensureTopic(ctx context.Context, topic string, partitions int32) error {
 	resp, err := e.adm.CreateTopic(ctx, partitions, 1, nil, topic)

@@ -13,17 +13,11 @@ import (
 // topic and measures throughput. When the topic holds fewer records it is
 // filled first with a produce run that is not measured.
 func Consume(ctx context.Context, o Options) (Result, error) {
-	if err := o.defaults(); err != nil {
-		return Result{}, err
-	}
-	e, err := setup(ctx, &o)
+	e, err := prepare(ctx, &o)
 	if err != nil {
 		return Result{}, err
 	}
 	defer e.close()
-	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
-		return Result{}, err
-	}
 	have, err := e.records(ctx, o.Topic)
 	if err != nil {
 		return Result{}, err

@@ -67,17 +67,11 @@ func benchValue(n int) []byte {
 // Produce sends records to the topic and measures throughput and the time
 // from each record being due to its acknowledgement.
 func Produce(ctx context.Context, o Options) (Result, error) {
-	if err := o.defaults(); err != nil {
-		return Result{}, err
-	}
-	e, err := setup(ctx, &o)
+	e, err := prepare(ctx, &o)
 	if err != nil {
 		return Result{}, err
 	}
 	defer e.close()
-	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
-		return Result{}, err
-	}
 	r := newRecorder()
 	stop := make(chan struct{})
 	go r.progress(o.Progress, "produce", stop)

@@ -12,17 +12,11 @@ import (
 // topic, and measures each record's time from being due at the producer to
 // being read by the consumer (end-to-end latency, open-loop).
 func Roundtrip(ctx context.Context, o Options) (Result, error) {
-	if err := o.defaults(); err != nil {
-		return Result{}, err
-	}
-	e, err := setup(ctx, &o)
+	e, err := prepare(ctx, &o)
 	if err != nil {
 		return Result{}, err
 	}
 	defer e.close()
-	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
-		return Result{}, err
-	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(o.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
