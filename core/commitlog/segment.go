@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -313,9 +312,4 @@ func (s *segment) scanHeaders(pos, limit int64, match func(record.Header) bool) 
 		pos += int64(h.Size())
 	}
 	return 0, record.Header{}, false, nil
-}
-
-// sortSegments orders segments by base offset.
-func sortSegments(segs []*segment) {
-	sort.Slice(segs, func(i, j int) bool { return segs[i].base < segs[j].base })
 }

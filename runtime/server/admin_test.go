@@ -215,6 +215,9 @@ func TestKadmTopicAdmin(t *testing.T) {
 		t.Fatalf("recreated topic kept the old configs: %+v", cfg["cleanup.policy"])
 	}
 	end, err := adm.ListEndOffsets(ctx, "adm-a")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if off, err := lookup(end, "adm-a", 0); err != nil || off != 0 {
 		t.Fatalf("recreated topic: end offset %d %v", off, err)
 	}

@@ -25,15 +25,6 @@ type requestLog struct {
 	seen map[int16]map[int16]bool
 }
 
-func (l *requestLog) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &loggedConn{Conn: c, log: l}, nil
-}
-
 func (l *requestLog) versions(key kmsg.Key) []int16 {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -350,15 +350,6 @@ func fromKgo(r *kgo.Record) msg {
 	return m
 }
 
-func withoutTimestamps(ms []msg) []msg {
-	out := make([]msg, len(ms))
-	for i, m := range ms {
-		m.Timestamp = 0
-		out[i] = m
-	}
-	return out
-}
-
 // pollRecords polls a consumer until it has n records, failing on errors
 // or after the deadline.
 func pollRecords(t *testing.T, cl *kgo.Client, n int) []*kgo.Record {

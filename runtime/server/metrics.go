@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirstream/weir/core/broker"
@@ -38,7 +39,7 @@ func newMetrics(reg *prometheus.Registry, b *broker.Broker) *metrics {
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weir_kafka_connections", Help: "Open Kafka connections."}),
 	}
 	reg.MustRegister(m.requests, m.errors, m.latency, m.bytesIn, m.bytesOut, m.connections, &partitionCollector{b: b},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
