@@ -24,6 +24,7 @@ type partition struct {
 
 	mu            sync.Mutex // guards producers and serializes check+write
 	producers     producerTable
+	snapshotAt    int64 // log end offset of the producer snapshot on disk; -1: none
 	logAppendTime bool
 
 	logMu sync.RWMutex // guards log (swapped by reconfigure)
@@ -38,7 +39,7 @@ type producerSnapshot struct {
 // openPartition opens partition id of topic with the topic's config
 // overrides.
 func openPartition(b *Broker, topic string, id int32, overrides map[string]string) (*partition, error) {
-	p := &partition{b: b, topic: topic, id: id, dir: b.partDir(topic, id), producers: producerTable{}}
+	p := &partition{b: b, topic: topic, id: id, dir: b.partDir(topic, id), producers: producerTable{}, snapshotAt: -1}
 	opts, lat, err := b.logOptionsFor(overrides)
 	if err != nil {
 		return nil, err
@@ -69,6 +70,7 @@ func (p *partition) loadProducers() error {
 				p.producers = snap.Producers
 			}
 			from = max(from, snap.Offset)
+			p.snapshotAt = snap.Offset
 		} else {
 			p.b.log.Warn("ignoring bad producer snapshot; rebuilding from the log", "dir", p.dir, "err", jerr)
 		}
@@ -310,15 +312,20 @@ func (p *partition) housekeep() {
 	}
 }
 
-// close writes the producer snapshot and closes the log cleanly.
+// close writes the producer snapshot (unless the one on disk is already
+// current) and closes the log cleanly.
 func (p *partition) close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.getLog()
-	snap := producerSnapshot{Offset: l.LogEndOffset(), Producers: p.producers}
-	raw, err := json.Marshal(snap)
-	if err == nil {
-		err = vfs.WriteFileAtomic(p.b.fs, p.dir, producersFile, raw)
+	var err error
+	if leo := l.LogEndOffset(); leo != p.snapshotAt {
+		snap := producerSnapshot{Offset: leo, Producers: p.producers}
+		var raw []byte
+		raw, err = json.Marshal(snap)
+		if err == nil {
+			err = vfs.WriteFileAtomic(p.b.fs, p.dir, producersFile, raw)
+		}
 	}
 	if cerr := l.Close(); cerr != nil && !errors.Is(cerr, commitlog.ErrClosed) && err == nil {
 		err = cerr

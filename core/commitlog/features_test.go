@@ -483,3 +483,56 @@ func TestCorruptionBelowRecoveryPointIsAnError(t *testing.T) {
 		t.Fatalf("open over damaged fsynced data: %v; want ErrCorrupt", err)
 	}
 }
+
+// TestIdleOpenCloseWritesNothing: opening and closing a cleanly shut down,
+// unchanged log costs no write and no fsync (a broker with thousands of idle
+// partitions restarts fast); the first append marks it dirty first, so a
+// crash after it still recovers.
+func TestIdleOpenCloseWritesNothing(t *testing.T) {
+	mem := vfs.NewMem()
+	l, err := Open("/l", Options{FS: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(testBatch(t, "a", 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var writes []string
+	efs := vfs.NewErrorFS(mem, func(op vfs.Op) error {
+		switch op.Kind {
+		case vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpSyncDir, vfs.OpRename, vfs.OpRemove, vfs.OpTruncate:
+			writes = append(writes, op.Kind.String()+" "+op.Name)
+		}
+		return nil
+	})
+	l, err = Open("/l", Options{FS: efs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(writes) != 0 {
+		t.Fatalf("idle open+close wrote: %v", writes)
+	}
+	// Now change it and crash: the append must survive.
+	l, err = Open("/l", Options{FS: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(testBatch(t, "b", 2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := mem.Crash(nil)
+	l2, err := Open("/l", Options{FS: crashed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if l2.LogEndOffset() != 5 {
+		t.Fatalf("after a crash following the first append: leo %d, want 5", l2.LogEndOffset())
+	}
+}

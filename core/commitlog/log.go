@@ -28,6 +28,11 @@ type Log struct {
 	closed   atomic.Bool // set under appendMu and mu
 	epoch    int32
 	flushT   *time.Timer
+	// cleanOnDisk: the checkpoint on disk says clean and still describes
+	// the log (nothing appended or rolled since a clean open). The first
+	// change writes a dirty checkpoint first; Close of an unchanged log
+	// writes nothing. Opening and closing idle partitions costs no fsync.
+	cleanOnDisk bool
 
 	mu   sync.RWMutex // guards segs
 	segs []*segment   // by base offset; the last is the active segment
@@ -180,6 +185,7 @@ func (l *Log) open() error {
 			return fmt.Errorf("%w: checkpoint log end %d below active segment base %d", ErrCorrupt, cp.logEnd, s.base)
 		}
 		s.sinceIndex, s.sinceTime = int(sizes[last]), int(sizes[last])
+		l.cleanOnDisk = true
 		return l.finishOpen(s.next.Load())
 	}
 
@@ -244,8 +250,9 @@ func (l *Log) open() error {
 	return l.finishOpen(s.next.Load())
 }
 
-// finishOpen publishes the offsets and marks the log dirty on disk, so a
-// crash from now on recovers from leo.
+// finishOpen publishes the offsets. After a recovery it also advances the
+// recovery point to leo (everything recovered was fsynced); after a clean
+// open the clean checkpoint stays until the first change.
 func (l *Log) finishOpen(leo int64) error {
 	l.leo.Store(leo)
 	l.hw.Store(leo)
@@ -253,7 +260,23 @@ func (l *Log) finishOpen(leo int64) error {
 	if act := l.segs[len(l.segs)-1]; act.size.Load() > 0 {
 		act.firstAppend = l.opts.Now() // unknown after a restart: age counts from now
 	}
+	if l.cleanOnDisk {
+		return nil
+	}
 	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: leo})
+}
+
+// markDirty replaces a clean checkpoint with a dirty one before the log
+// changes, so a crash after the change recovers. Called with appendMu held.
+func (l *Log) markDirty() error {
+	if !l.cleanOnDisk {
+		return nil
+	}
+	if err := writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: l.leo.Load()}); err != nil {
+		return err
+	}
+	l.cleanOnDisk = false
+	return nil
 }
 
 // Dir is the log's directory.
@@ -400,6 +423,10 @@ func (l *Log) append(batch []byte, h record.Header) (AppendInfo, error) {
 	if err := l.Err(); err != nil {
 		l.appendMu.Unlock()
 		return AppendInfo{}, err
+	}
+	if err := l.markDirty(); err != nil {
+		l.appendMu.Unlock()
+		return AppendInfo{}, fmt.Errorf("commitlog: append to %s: %w", l.dir, err)
 	}
 	s := l.active()
 	now := l.opts.Now()
@@ -549,6 +576,9 @@ func (l *Log) Roll() error {
 // the next segment, make the directory durable, and advance the recovery
 // point. Called with appendMu held.
 func (l *Log) roll() error {
+	if err := l.markDirty(); err != nil {
+		return err
+	}
 	old := l.active()
 	if err := old.file.Sync(); err != nil {
 		return l.fail(fmt.Errorf("fsync %s: %w", old.path(logSuffix), err))
@@ -787,12 +817,12 @@ func (l *Log) Close() error {
 	}
 	err := l.Err()
 	s := l.active()
-	if err == nil {
+	if err == nil && !l.cleanOnDisk { // an unchanged clean log is already clean on disk
 		if serr := s.file.Sync(); serr != nil {
 			err = l.fail(fmt.Errorf("fsync %s: %w", s.path(logSuffix), serr))
 		}
 	}
-	if err == nil {
+	if err == nil && !l.cleanOnDisk {
 		err = s.writeIndexes()
 		if err == nil {
 			err = l.fs.SyncDir(l.dir)
