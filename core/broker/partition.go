@@ -77,9 +77,10 @@ func (p *partition) loadProducers() error {
 	case !vfs.IsNotExist(err):
 		return fmt.Errorf("broker: partition %s/%d: %w", p.topic, p.id, err)
 	}
-	buf := make([]byte, 0, 1<<20)
+	var buf []byte // ReadInto allocates what the first read needs; later reads reuse it
 	for off := from; off < p.log.LogEndOffset(); {
 		data, err := p.log.ReadInto(buf, off, 1<<20, p.log.LogEndOffset())
+		buf = data[:0:cap(data)]
 		if err != nil {
 			return fmt.Errorf("broker: partition %s/%d: rebuilding producer state: %w", p.topic, p.id, err)
 		}
