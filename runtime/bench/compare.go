@@ -263,6 +263,34 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 		res.Rows = append(res.Rows, fromResult(fmt.Sprintf("weir consume %s", sizeName(size)), "weir", "consume", size, "", r))
 	}
 
+	// Durable produce two more ways, at the smallest size: eight concurrent
+	// producers (group commit shares the fsyncs), and one record at a time
+	// (1000/s, open loop), whose latency is compared with the disk's 4 KiB
+	// fdatasync latency.
+	small := slices.Min(o.Sizes)
+	for _, v := range []struct {
+		name      string
+		producers int
+		records   int64
+		rate      int64
+	}{
+		{fmt.Sprintf("weir produce %s acks=all, 8 producers", sizeName(small)), 8, o.recordsFor(small), 0},
+		{fmt.Sprintf("weir produce %s acks=all, one at a time", sizeName(small)), 1, min(o.recordsFor(small), 2000), 1000},
+	} {
+		dir := filepath.Join(tmp, "weir")
+		syncFS()
+		stage("%s: %d records", v.name, v.records)
+		r, err := Produce(ctx, Options{Records: v.records, RecordSize: small, Acks: "all", Producers: v.producers, Rate: v.rate, DataDir: dir, Progress: o.Progress})
+		os.RemoveAll(dir)
+		if err != nil {
+			return nil, fmt.Errorf("weir produce: %w", err)
+		}
+		if r.Errors > 0 || r.Records != v.records {
+			return nil, fmt.Errorf("%s: %d of %d records acknowledged, %d errors", v.name, r.Records, v.records, r.Errors)
+		}
+		res.Rows = append(res.Rows, fromResult(v.name, "weir", "produce", small, "all", r))
+	}
+
 	// JetStream.
 	for _, size := range o.Sizes {
 		n := o.recordsFor(size)
@@ -292,6 +320,11 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 		w := fmt.Sprintf("weir produce %s acks=%s", sizeName(largest), acks)
 		res.ratio(w+" / "+sw.Name, w, sw.Name, "mb_per_sec")
 	}
+	w8 := fmt.Sprintf("weir produce %s acks=all, 8 producers", sizeName(small))
+	js := fmt.Sprintf("JetStream publish %s", sizeName(small))
+	res.ratio(w8+" / "+js, w8, js, "records_per_sec")
+	one := fmt.Sprintf("weir produce %s acks=all, one at a time", sizeName(small))
+	res.ratio(one+" / "+fl.Name, one, fl.Name, "p50_us")
 	res.Elapsed = time.Since(res.Started)
 	return res, nil
 }
@@ -303,8 +336,14 @@ func (r *CompareResult) ratio(name, num, den, field string) {
 		return
 	}
 	x, y := a.RecordsPerSec, b.RecordsPerSec
-	if field == "mb_per_sec" {
+	switch field {
+	case "mb_per_sec":
 		x, y = a.MBPerSec, b.MBPerSec
+	case "p50_us":
+		if a.Latency == nil || b.Latency == nil {
+			return
+		}
+		x, y = float64(a.Latency.P50), float64(b.Latency.P50)
 	}
 	if y <= 0 {
 		return
@@ -559,7 +598,10 @@ func (r *CompareResult) Format(w io.Writer) {
 	fmt.Fprintln(tw, "ratio\tof\tvalue")
 	for _, q := range r.Ratios {
 		field := "records/s"
-		if q.Field == "mb_per_sec" {
+		switch q.Field {
+		case "p50_us":
+			field = "p50 latency"
+		case "mb_per_sec":
 			field = "MB/s"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2fx\n", q.Name, field, q.Value)

@@ -29,7 +29,8 @@ func TestCompareTiny(t *testing.T) {
 		want = append(want, "weir produce "+size+" acks=1", "weir produce "+size+" acks=all", "weir consume "+size,
 			"JetStream publish "+size, "JetStream consume "+size)
 	}
-	want = append(want, "sequential write + fdatasync", "memory copy", "4 KiB write+fdatasync")
+	want = append(want, "weir produce 100 B acks=all, 8 producers", "weir produce 100 B acks=all, one at a time",
+		"sequential write + fdatasync", "memory copy", "4 KiB write+fdatasync")
 	if len(res.Rows) != len(want) {
 		t.Errorf("%d rows, want %d: %+v", len(res.Rows), len(want), res.Rows)
 	}
@@ -72,6 +73,8 @@ func TestCompareTiny(t *testing.T) {
 		w := "weir produce 1 KiB acks=" + acks
 		wantRatios[w+" / sequential write + fdatasync"] = [3]string{w, "sequential write + fdatasync", "mb_per_sec"}
 	}
+	wantRatios["weir produce 100 B acks=all, 8 producers / JetStream publish 100 B"] = [3]string{"weir produce 100 B acks=all, 8 producers", "JetStream publish 100 B", "records_per_sec"}
+	wantRatios["weir produce 100 B acks=all, one at a time / 4 KiB write+fdatasync"] = [3]string{"weir produce 100 B acks=all, one at a time", "4 KiB write+fdatasync", "p50_us"}
 	if len(res.Ratios) != len(wantRatios) {
 		t.Errorf("%d ratios, want %d: %+v", len(res.Ratios), len(wantRatios), res.Ratios)
 	}
@@ -88,8 +91,11 @@ func TestCompareTiny(t *testing.T) {
 		a, _ := res.Row(q.Numerator)
 		b, _ := res.Row(q.Denominator)
 		x, y := a.RecordsPerSec, b.RecordsPerSec
-		if q.Field == "mb_per_sec" {
+		switch q.Field {
+		case "mb_per_sec":
 			x, y = a.MBPerSec, b.MBPerSec
+		case "p50_us":
+			x, y = float64(a.Latency.P50), float64(b.Latency.P50)
 		}
 		if want := x / y; q.Value <= 0 || math.Abs(q.Value-want) > 1e-9*want {
 			t.Errorf("ratio %q = %v, want %v / %v = %v", q.Name, q.Value, x, y, want)
