@@ -43,7 +43,11 @@ func TestBenchCompareCommandJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if len(res.Rows) != 13 || len(res.Ratios) != 8 {
+	// Per size: produce acks=1, acks=all, consume, JetStream publish and
+	// consume (5 x 2); the durable 8-producer and one-at-a-time rows; three
+	// machine references. Ratios: 3 per size against JetStream, 2 against
+	// the disk, and one each for the two durable rows.
+	if len(res.Rows) != 15 || len(res.Ratios) != 10 {
 		t.Fatalf("%d rows, %d ratios: %s", len(res.Rows), len(res.Ratios), out.String())
 	}
 	if row, ok := res.Row("JetStream publish 2 KiB"); !ok || row.Records != 1000 || row.Bytes != 1000*2048 {
