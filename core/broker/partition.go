@@ -143,8 +143,9 @@ func (b *Broker) Produce(ctx context.Context, topic string, part int32, batch []
 		if p.logAppendTime {
 			res.LogAppendTime = b.cfg.Now().UnixMilli()
 			record.SetLogAppendTime(batch, res.LogAppendTime)
+			h, _ = record.ParseHeader(batch) // attributes and max timestamp changed; no CRC to redo
 		}
-		info, err = l.Write(batch)
+		info, err = l.WriteValidated(batch, h) // validated above
 		if err != nil {
 			p.mu.Unlock()
 			return res, err

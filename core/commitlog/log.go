@@ -385,6 +385,13 @@ func (l *Log) Write(batch []byte) (AppendInfo, error) {
 	return l.append(batch, h)
 }
 
+// WriteValidated is Write for a caller that has just run record.Validate on
+// batch itself (the broker does, to check idempotence before writing): h
+// must be that result, so the CRC is not computed twice on the produce path.
+func (l *Log) WriteValidated(batch []byte, h record.Header) (AppendInfo, error) {
+	return l.append(batch, h)
+}
+
 // WaitDurable returns once every offset below end is as durable as the flush
 // policy promises: fsynced with FlushAlways (sharing an fsync with
 // concurrent callers), at once otherwise. It returns the log's error when
