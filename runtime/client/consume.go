@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -184,55 +183,15 @@ func resolveRanges(ctx context.Context, o Options, co ConsumeOptions) ([]Partiti
 		parts = []int32{co.Partition}
 	}
 
-	list := func(what string, f func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
-		l, err := f(ctx, co.Topic)
-		if err != nil {
-			return nil, fmt.Errorf("consume %s: list %s offsets: %w", co.Topic, what, err)
-		}
-		return l, nil
-	}
-	starts, err := list("start", adm.ListStartOffsets)
+	offs, err := listPartitionOffsets(ctx, adm, "consume "+co.Topic, []string{co.Topic}, co.Offset.Kind == OffsetTimestamp, co.Offset.Value)
 	if err != nil {
 		return nil, err
-	}
-	ends, err := list("end", adm.ListEndOffsets)
-	if err != nil {
-		return nil, err
-	}
-	var atTime kadm.ListedOffsets
-	if co.Offset.Kind == OffsetTimestamp {
-		atTime, err = list("timestamp", func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
-			return adm.ListOffsetsAfterMilli(ctx, co.Offset.Value, ts...)
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	lookup := func(l kadm.ListedOffsets, p int32) (int64, error) {
-		lo, ok := l.Lookup(co.Topic, p)
-		if !ok {
-			return 0, fmt.Errorf("consume %s: no offsets listed for partition %d", co.Topic, p)
-		}
-		if lo.Err != nil {
-			return 0, fmt.Errorf("consume %s: list offsets of partition %d: %w", co.Topic, p, topicErr(co.Topic, lo.Err))
-		}
-		return lo.Offset, nil
 	}
 	var ranges []PartitionRange
 	for _, p := range parts {
-		ls, err := lookup(starts, p)
+		ls, hw, at, err := offs.get(co.Topic, p)
 		if err != nil {
 			return nil, err
-		}
-		hw, err := lookup(ends, p)
-		if err != nil {
-			return nil, err
-		}
-		at := int64(-1)
-		if atTime != nil {
-			if at, err = lookup(atTime, p); err != nil {
-				return nil, err
-			}
 		}
 		ranges = append(ranges, PartitionRange{Partition: p, Start: co.Offset.resolve(ls, hw, at), End: hw})
 	}

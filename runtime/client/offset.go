@@ -1,9 +1,12 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // OffsetKind says how an OffsetSpec picks the first offset to consume.
@@ -95,4 +98,59 @@ func (o OffsetSpec) resolve(logStart, hw, atTime int64) int64 {
 		}
 	}
 	return max(logStart, min(off, hw))
+}
+
+// partitionOffsets are the listed offsets of some topics' partitions: log
+// start, log end (high watermark) and, when asked, the first offset at or
+// after a time. Consume and Seek both resolve their start points from them.
+type partitionOffsets struct {
+	op                   string // prefixes errors: "consume orders", "seek group billing"
+	starts, ends, atTime kadm.ListedOffsets
+}
+
+// listPartitionOffsets lists start and end offsets of topics, and with
+// withTime the offsets at atMilli.
+func listPartitionOffsets(ctx context.Context, adm *kadm.Client, op string, topics []string, withTime bool, atMilli int64) (*partitionOffsets, error) {
+	po := &partitionOffsets{op: op}
+	var err error
+	if po.starts, err = adm.ListStartOffsets(ctx, topics...); err != nil {
+		return nil, fmt.Errorf("%s: list start offsets: %w", op, err)
+	}
+	if po.ends, err = adm.ListEndOffsets(ctx, topics...); err != nil {
+		return nil, fmt.Errorf("%s: list end offsets: %w", op, err)
+	}
+	if withTime {
+		if po.atTime, err = adm.ListOffsetsAfterMilli(ctx, atMilli, topics...); err != nil {
+			return nil, fmt.Errorf("%s: list timestamp offsets: %w", op, err)
+		}
+	}
+	return po, nil
+}
+
+// get returns a partition's log start, log end and offset at the listed
+// time (-1 when no time was listed, or no record is that new).
+func (po *partitionOffsets) get(t string, p int32) (start, end, at int64, err error) {
+	one := func(l kadm.ListedOffsets) (int64, error) {
+		lo, ok := l.Lookup(t, p)
+		if !ok {
+			return 0, fmt.Errorf("%s: no offsets listed for %s partition %d", po.op, t, p)
+		}
+		if lo.Err != nil {
+			return 0, fmt.Errorf("%s: list offsets of %s partition %d: %w", po.op, t, p, topicErr(t, lo.Err))
+		}
+		return lo.Offset, nil
+	}
+	if start, err = one(po.starts); err != nil {
+		return 0, 0, 0, err
+	}
+	if end, err = one(po.ends); err != nil {
+		return 0, 0, 0, err
+	}
+	at = -1
+	if po.atTime != nil {
+		if at, err = one(po.atTime); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	return start, end, at, nil
 }

@@ -193,38 +193,9 @@ func Seek(ctx context.Context, o Options, group string, so SeekOptions) ([]SeekR
 			return nil, topicErr(t, td.Err)
 		}
 	}
-	list := func(what string, f func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
-		l, err := f(ctx, topics...)
-		if err != nil {
-			return nil, fmt.Errorf("seek group %s: list %s offsets: %w", group, what, err)
-		}
-		return l, nil
-	}
-	starts, err := list("start", adm.ListStartOffsets)
+	offs, err := listPartitionOffsets(ctx, adm, "seek group "+group, topics, so.To.Mode == SeekTimestamp, so.To.Value)
 	if err != nil {
 		return nil, err
-	}
-	ends, err := list("end", adm.ListEndOffsets)
-	if err != nil {
-		return nil, err
-	}
-	var atTime kadm.ListedOffsets
-	if so.To.Mode == SeekTimestamp {
-		if atTime, err = list("timestamp", func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
-			return adm.ListOffsetsAfterMilli(ctx, so.To.Value, ts...)
-		}); err != nil {
-			return nil, err
-		}
-	}
-	lookup := func(l kadm.ListedOffsets, t string, p int32) (int64, error) {
-		lo, ok := l.Lookup(t, p)
-		if !ok {
-			return 0, fmt.Errorf("seek group %s: no offsets listed for %s partition %d", group, t, p)
-		}
-		if lo.Err != nil {
-			return 0, fmt.Errorf("seek group %s: list offsets of %s partition %d: %w", group, t, p, topicErr(t, lo.Err))
-		}
-		return lo.Offset, nil
 	}
 
 	var results []SeekResult
@@ -235,19 +206,9 @@ func Seek(ctx context.Context, o Options, group string, so SeekOptions) ([]SeekR
 			if c, ok := committed.Lookup(t, p); ok && c.Err == nil {
 				old = c.At
 			}
-			ls, err := lookup(starts, t, p)
+			ls, hw, at, err := offs.get(t, p)
 			if err != nil {
 				return nil, err
-			}
-			hw, err := lookup(ends, t, p)
-			if err != nil {
-				return nil, err
-			}
-			at := int64(-1)
-			if atTime != nil {
-				if at, err = lookup(atTime, t, p); err != nil {
-					return nil, err
-				}
 			}
 			r := SeekResult{Topic: t, Partition: p, Old: old, New: -1}
 			if off, ok := so.To.newOffset(old, ls, hw, at); ok {
