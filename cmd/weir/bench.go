@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/weirstream/weir/runtime/bench"
+	"github.com/weirstream/weir/runtime/client"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -22,6 +23,7 @@ func newBenchCmd() *cobra.Command {
 		batch   string
 		asJSON  bool
 		quiet   bool
+		topicCf []string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -51,6 +53,16 @@ second on stderr; --json prints the result for machines.`,
 					return fmt.Errorf("--size: %w", err)
 				}
 				opts.RecordSize = int(n)
+				if len(topicCf) > 0 {
+					kvs, err := client.ParseKVs(topicCf)
+					if err != nil {
+						return fmt.Errorf("--topic-config: %w", err)
+					}
+					opts.TopicConfigs = make(map[string]string, len(kvs))
+					for _, kv := range kvs {
+						opts.TopicConfigs[kv.Key] = kv.Value
+					}
+				}
 				if batch != "" {
 					b, err := parseSize(batch)
 					if err != nil {
@@ -84,6 +96,10 @@ second on stderr; --json prints the result for machines.`,
 	cmd.AddCommand(newBenchCompareCmd())
 	for _, c := range workload {
 		addWorkloadFlags(c.Flags(), &o, &brokers, &size, &batch, &asJSON, &quiet)
+		if c.Name() == "produce" {
+			c.Flags().BoolVar(&o.Sync, "sync", false, "one record per request to partition 0 on one plain connection, waiting for each response (the broker's latency without a client library)")
+		}
+		c.Flags().StringArrayVar(&topicCf, "topic-config", nil, "config key=value of the topic when it is created (repeatable), e.g. flush.messages=9223372036854775807 for no fsync per batch")
 	}
 	return cmd
 }

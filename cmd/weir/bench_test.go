@@ -44,10 +44,11 @@ func TestBenchCompareCommandJSON(t *testing.T) {
 		t.Fatalf("%v: %s", err, out.String())
 	}
 	// Per size: produce acks=1, acks=all, consume, JetStream publish and
-	// consume (5 x 2); the durable 8-producer and one-at-a-time rows; three
+	// consume (5 x 2); the durable 8-producer and two one-at-a-time rows;
+	// weir's and JetStream's roundtrip at max and at half of it; three
 	// machine references. Ratios: 3 per size against JetStream, 2 against
-	// the disk, and one each for the two durable rows.
-	if len(res.Rows) != 15 || len(res.Ratios) != 10 {
+	// the disk, one each for the three durable rows, two for the roundtrip.
+	if len(res.Rows) != 20 || len(res.Ratios) != 13 {
 		t.Fatalf("%d rows, %d ratios: %s", len(res.Rows), len(res.Ratios), out.String())
 	}
 	if row, ok := res.Row("JetStream publish 2 KiB"); !ok || row.Records != 1000 || row.Bytes != 1000*2048 {

@@ -36,6 +36,9 @@ type Options struct {
 	// Topic to use; default weir-bench-RANDOM, created with Partitions.
 	Topic      string
 	Partitions int32
+	// TopicConfigs are set on the topic when it is created (Kafka names,
+	// e.g. flush.messages); an existing topic is used as it is.
+	TopicConfigs map[string]string
 	// Records to send (or consume); with Duration > 0, run for that long instead.
 	Records  int64
 	Duration time.Duration
@@ -52,6 +55,11 @@ type Options struct {
 	// Linger and BatchBytes tune the producer's batching.
 	Linger     time.Duration
 	BatchBytes int32
+	// Sync (produce only) sends one record per Produce request to
+	// partition 0 over one plain connection to the first broker, waiting for
+	// each response: the broker's own latency, without a client library's
+	// batching and goroutine hand-offs.
+	Sync bool
 	// Rate is the target records per second over all producers; 0 sends as
 	// fast as acknowledgements allow (closed loop).
 	Rate int64
@@ -159,7 +167,7 @@ func prepare(ctx context.Context, o *Options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.ensureTopic(ctx, o.Topic, o.Partitions); err != nil {
+	if err := e.ensureTopic(ctx, o.Topic, o.Partitions, o.TopicConfigs); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -167,8 +175,15 @@ func prepare(ctx context.Context, o *Options) (*env, error) {
 }
 
 // ensureTopic creates the topic unless it exists.
-func (e *env) ensureTopic(ctx context.Context, topic string, partitions int32) error {
-	resp, err := e.adm.CreateTopic(ctx, partitions, 1, nil, topic)
+func (e *env) ensureTopic(ctx context.Context, topic string, partitions int32, configs map[string]string) error {
+	var cfg map[string]*string
+	for k, v := range configs {
+		if cfg == nil {
+			cfg = make(map[string]*string)
+		}
+		cfg[k] = &v
+	}
+	resp, err := e.adm.CreateTopic(ctx, partitions, 1, cfg, topic)
 	if err != nil {
 		return fmt.Errorf("bench: create topic %s: %w", topic, err)
 	}

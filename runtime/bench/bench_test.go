@@ -81,3 +81,40 @@ func TestAgainstExternalBroker(t *testing.T) {
 		t.Fatal("acks=2 accepted")
 	}
 }
+
+// TestProduceSyncPlainConnection sends one record per request over a plain
+// connection to a topic created with the given configs, and checks that the
+// records and the config really landed in the broker.
+func TestProduceSyncPlainConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", HTTPAddr: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	o := Options{Brokers: []string{srv.KafkaAddr()}, Topic: "sync", Records: 300, RecordSize: 64, Acks: "all", Sync: true,
+		TopicConfigs: map[string]string{"flush.messages": "7"}}
+	res, err := Produce(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 300 || res.Bytes != 300*64 || res.Errors != 0 || res.Latency == nil || res.Latency.P50 <= 0 {
+		t.Fatalf("produce --sync: %+v", res)
+	}
+	// Every request was answered before the next was sent: all 300 are
+	// in the log as 300 batches of one record.
+	if offs, err := srv.Broker().Offsets("sync", 0); err != nil || offs.HighWatermark != 300 {
+		t.Fatalf("topic sync: %+v, %v", offs, err)
+	}
+	cfg, _, err := srv.Broker().TopicConfigs("sync")
+	if err != nil || cfg["flush.messages"] != "7" {
+		t.Fatalf("topic config: %v, %v", cfg, err)
+	}
+	for _, bad := range []Options{{Producers: 2}, {Keys: 3}, {Compression: "lz4"}, {Acks: "0"}} {
+		bad.Brokers, bad.Topic, bad.Records, bad.Sync = o.Brokers, "sync", 1, true
+		if _, err := Produce(ctx, bad); err == nil {
+			t.Errorf("--sync with %+v accepted", bad)
+		}
+	}
+}

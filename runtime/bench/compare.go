@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -59,7 +58,7 @@ type CompareOptions struct {
 type CompareRow struct {
 	Name          string        `json:"name"`
 	System        string        `json:"system"` // weir, jetstream or machine
-	Op            string        `json:"op"`     // produce, consume, publish, seq-write, mem-copy, fsync-4k
+	Op            string        `json:"op"`     // produce, consume, publish, roundtrip, seq-write, mem-copy, fsync-4k
 	Size          int           `json:"size,omitempty"`
 	Acks          string        `json:"acks,omitempty"`
 	Records       int64         `json:"records,omitempty"`
@@ -75,7 +74,7 @@ type Ratio struct {
 	Name        string  `json:"name"`
 	Numerator   string  `json:"numerator"`
 	Denominator string  `json:"denominator"`
-	Field       string  `json:"field"` // records_per_sec or mb_per_sec
+	Field       string  `json:"field"` // records_per_sec, mb_per_sec, p50_us or p99_us
 	Value       float64 `json:"value"`
 }
 
@@ -200,6 +199,8 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 			moduleVersion("github.com/nats-io/nats-server/v2"), jsSync, moduleVersion("github.com/nats-io/nats.go"), o.JetStreamMaxPending, o.JetStreamPullBatch),
 		fmt.Sprintf("machine: sequential write of the bytes of weir's %s produce run in 1 MiB chunks then one fdatasync (measured just before those runs); copy() between two %d MiB buffers (bytes copied/s); %d x 4 KiB append+fdatasync; all in %s",
 			sizeName(largest), o.MemCopyBytes>>20, o.FsyncIterations, tmp),
+		"roundtrip: produce and consume at once without fsync (weir topic flush.messages=9223372036854775807; JetStream as above), each record carrying its due time (weir: a record header; JetStream: the first 8 payload bytes); first as fast as possible (max), then open loop at half that rate for about 5 s; latency runs from due to received",
+		"one at a time: franz-go at 1000 records/s open loop (latency from due, including the load generator's ~0.1 ms wake-up lateness); plain connection: closed loop, one Produce v9 request per record on one TCP connection, each waiting for its response",
 		"MB = 10^6 bytes. Produce latency is send-to-ack with a closed loop (sending as fast as possible), so it is mostly time queued in the client: weir's client buffers up to 1M records, JetStream's at most its in-flight bound; compare throughput, not these latencies",
 	}
 	stage := func(format string, args ...any) {
@@ -264,23 +265,27 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 	}
 
 	// Durable produce two more ways, at the smallest size: eight concurrent
-	// producers (group commit shares the fsyncs), and one record at a time
-	// (1000/s, open loop), whose latency is compared with the disk's 4 KiB
-	// fdatasync latency.
+	// producers (group commit shares the fsyncs), and one record at a time,
+	// whose latency is compared with the disk's 4 KiB fdatasync latency:
+	// through franz-go at 1000/s (open loop), and closed loop on a plain
+	// connection, one Produce request per record (the broker's latency
+	// without a client library's goroutine hand-offs).
 	small := slices.Min(o.Sizes)
 	for _, v := range []struct {
 		name      string
 		producers int
 		records   int64
 		rate      int64
+		sync      bool
 	}{
-		{fmt.Sprintf("weir produce %s acks=all, 8 producers", sizeName(small)), 8, o.recordsFor(small), 0},
-		{fmt.Sprintf("weir produce %s acks=all, one at a time", sizeName(small)), 1, min(o.recordsFor(small), 2000), 1000},
+		{fmt.Sprintf("weir produce %s acks=all, 8 producers", sizeName(small)), 8, o.recordsFor(small), 0, false},
+		{fmt.Sprintf("weir produce %s acks=all, one at a time", sizeName(small)), 1, min(o.recordsFor(small), 2000), 1000, false},
+		{fmt.Sprintf("weir produce %s acks=all, one at a time, plain connection", sizeName(small)), 1, min(o.recordsFor(small), 2000), 0, true},
 	} {
 		dir := filepath.Join(tmp, "weir")
 		syncFS()
 		stage("%s: %d records", v.name, v.records)
-		r, err := Produce(ctx, Options{Records: v.records, RecordSize: small, Acks: "all", Producers: v.producers, Rate: v.rate, DataDir: dir, Progress: o.Progress})
+		r, err := Produce(ctx, Options{Records: v.records, RecordSize: small, Acks: "all", Producers: v.producers, Rate: v.rate, Sync: v.sync, DataDir: dir, Progress: o.Progress})
 		os.RemoveAll(dir)
 		if err != nil {
 			return nil, fmt.Errorf("weir produce: %w", err)
@@ -289,6 +294,43 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 			return nil, fmt.Errorf("%s: %d of %d records acknowledged, %d errors", v.name, r.Records, v.records, r.Errors)
 		}
 		res.Rows = append(res.Rows, fromResult(v.name, "weir", "produce", small, "all", r))
+	}
+
+	// Produce->consume latency at half the maximum rate, without fsync:
+	// first the maximum (produce and consume at once, as fast as they go),
+	// then an open-loop run at half of it for about 5 seconds.
+	rtSize := max(small, 8)
+	rtN := o.recordsFor(rtSize)
+	halfN := func(top float64) (int64, int64) {
+		half := max(int64(top/2), 1)
+		return half, min(rtN, max(half*5, 1000))
+	}
+	noFsync := map[string]string{"flush.messages": "9223372036854775807"}
+	{
+		dir := filepath.Join(tmp, "weir")
+		syncFS()
+		stage("weir roundtrip %d x %s, no fsync, as fast as possible", rtN, sizeName(rtSize))
+		mx, err := Roundtrip(ctx, Options{Records: rtN, RecordSize: rtSize, TopicConfigs: noFsync, DataDir: dir, Progress: o.Progress})
+		os.RemoveAll(dir)
+		if err == nil && (mx.Errors > 0 || mx.Records != rtN) {
+			err = fmt.Errorf("%d of %d records read, %d errors", mx.Records, rtN, mx.Errors)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("weir roundtrip: %w", err)
+		}
+		res.Rows = append(res.Rows, fromResult(fmt.Sprintf("weir roundtrip %s, max", sizeName(rtSize)), "weir", "roundtrip", rtSize, "1", mx))
+		half, n := halfN(mx.RecordsPerSec)
+		syncFS()
+		stage("weir roundtrip %d x %s at %d/s, no fsync", n, sizeName(rtSize), half)
+		hr, err := Roundtrip(ctx, Options{Records: n, RecordSize: rtSize, Rate: half, TopicConfigs: noFsync, DataDir: dir, Progress: o.Progress})
+		os.RemoveAll(dir)
+		if err == nil && (hr.Errors > 0 || hr.Records != n) {
+			err = fmt.Errorf("%d of %d records read, %d errors", hr.Records, n, hr.Errors)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("weir roundtrip: %w", err)
+		}
+		res.Rows = append(res.Rows, fromResult(fmt.Sprintf("weir roundtrip %s at 50%% of max", sizeName(rtSize)), "weir", "roundtrip", rtSize, "1", hr))
 	}
 
 	// JetStream.
@@ -303,6 +345,27 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 			return nil, err
 		}
 		res.Rows = append(res.Rows, pub, sub)
+	}
+	{
+		dir := filepath.Join(tmp, "jetstream")
+		syncFS()
+		stage("JetStream roundtrip %d x %s, as fast as possible", rtN, sizeName(rtSize))
+		mx, err := jetStreamRoundtrip(ctx, &o, dir, rtN, rtSize, 0)
+		os.RemoveAll(dir)
+		if err != nil {
+			return nil, err
+		}
+		mx.Name = fmt.Sprintf("JetStream roundtrip %s, max", sizeName(rtSize))
+		half, n := halfN(mx.RecordsPerSec)
+		syncFS()
+		stage("JetStream roundtrip %d x %s at %d/s", n, sizeName(rtSize), half)
+		hr, err := jetStreamRoundtrip(ctx, &o, dir, n, rtSize, half)
+		os.RemoveAll(dir)
+		if err != nil {
+			return nil, err
+		}
+		hr.Name = fmt.Sprintf("JetStream roundtrip %s at 50%% of max", sizeName(rtSize))
+		res.Rows = append(res.Rows, mx, hr)
 	}
 
 	res.Rows = append(res.Rows, sw, mc, fl)
@@ -323,8 +386,14 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResult, error) {
 	w8 := fmt.Sprintf("weir produce %s acks=all, 8 producers", sizeName(small))
 	js := fmt.Sprintf("JetStream publish %s", sizeName(small))
 	res.ratio(w8+" / "+js, w8, js, "records_per_sec")
-	one := fmt.Sprintf("weir produce %s acks=all, one at a time", sizeName(small))
-	res.ratio(one+" / "+fl.Name, one, fl.Name, "p50_us")
+	for _, one := range []string{"weir produce %s acks=all, one at a time", "weir produce %s acks=all, one at a time, plain connection"} {
+		one = fmt.Sprintf(one, sizeName(small))
+		res.ratio(one+" / "+fl.Name, one, fl.Name, "p50_us")
+	}
+	rtw, rtj := fmt.Sprintf("weir roundtrip %s, max", sizeName(rtSize)), fmt.Sprintf("JetStream roundtrip %s, max", sizeName(rtSize))
+	res.ratio(rtw+" / "+rtj, rtw, rtj, "records_per_sec")
+	rtw, rtj = fmt.Sprintf("weir roundtrip %s at 50%% of max", sizeName(rtSize)), fmt.Sprintf("JetStream roundtrip %s at 50%% of max", sizeName(rtSize))
+	res.ratio(rtw+" / "+rtj, rtw, rtj, "p99_us")
 	res.Elapsed = time.Since(res.Started)
 	return res, nil
 }
@@ -344,6 +413,11 @@ func (r *CompareResult) ratio(name, num, den, field string) {
 			return
 		}
 		x, y = float64(a.Latency.P50), float64(b.Latency.P50)
+	case "p99_us":
+		if a.Latency == nil || b.Latency == nil {
+			return
+		}
+		x, y = float64(a.Latency.P99), float64(b.Latency.P99)
 	}
 	if y <= 0 {
 		return
@@ -356,7 +430,7 @@ func fromResult(name, system, op string, size int, acks string, r Result) Compar
 		Elapsed: r.Elapsed, RecordsPerSec: r.RecordsPerSec, MBPerSec: r.MBPerSec, Latency: r.Latency}
 }
 
-func rate(n int64, d time.Duration) float64 {
+func perSec(n int64, d time.Duration) float64 {
 	if s := d.Seconds(); s > 0 {
 		return float64(n) / s
 	}
@@ -367,25 +441,11 @@ func rate(n int64, d time.Duration) float64 {
 // records of size bytes asynchronously to a file-storage stream, waits for
 // every ack, then reads them all back with an ordered consumer.
 func jetStreamRun(ctx context.Context, o *CompareOptions, dir string, n int64, size int) (pub, sub CompareRow, err error) {
-	sopts := &natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: dir,
-		NoLog: true, NoSigs: true, SyncAlways: o.JetStreamSync == "always"}
-	ns, err := natsserver.NewServer(sopts)
+	nc, stop, err := startJetStream(o, dir)
 	if err != nil {
-		return pub, sub, fmt.Errorf("jetstream: %w", err)
+		return pub, sub, err
 	}
-	go ns.Start()
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return pub, sub, errors.New("jetstream: nats-server did not start")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return pub, sub, fmt.Errorf("jetstream: %w", err)
-	}
-	defer nc.Close()
+	defer stop()
 
 	r := newRecorder()
 	sent := make([]atomic.Int64, n) // send time by stream sequence - 1
@@ -434,8 +494,8 @@ func jetStreamRun(ctx context.Context, o *CompareOptions, dir string, n int64, s
 		return pub, sub, fmt.Errorf("jetstream: %d of %d publishes acknowledged, %d errors", r.records.Load(), n, e)
 	}
 	pub = CompareRow{Name: "JetStream publish " + sizeName(size), System: "jetstream", Op: "publish", Size: size,
-		Records: n, Bytes: r.bytes.Load(), Elapsed: elapsed, RecordsPerSec: rate(n, elapsed),
-		MBPerSec: rate(r.bytes.Load(), elapsed) / 1e6, Latency: r.latency()}
+		Records: n, Bytes: r.bytes.Load(), Elapsed: elapsed, RecordsPerSec: perSec(n, elapsed),
+		MBPerSec: perSec(r.bytes.Load(), elapsed) / 1e6, Latency: r.latency()}
 
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
@@ -463,7 +523,7 @@ func jetStreamRun(ctx context.Context, o *CompareOptions, dir string, n int64, s
 	}
 	elapsed = time.Since(start)
 	sub = CompareRow{Name: "JetStream consume " + sizeName(size), System: "jetstream", Op: "consume", Size: size,
-		Records: n, Bytes: bytes.Load(), Elapsed: elapsed, RecordsPerSec: rate(n, elapsed), MBPerSec: rate(bytes.Load(), elapsed) / 1e6}
+		Records: n, Bytes: bytes.Load(), Elapsed: elapsed, RecordsPerSec: perSec(n, elapsed), MBPerSec: perSec(bytes.Load(), elapsed) / 1e6}
 	return pub, sub, nil
 }
 
@@ -491,7 +551,7 @@ func SeqWrite(dir string, n int64) (CompareRow, error) {
 	}
 	elapsed := time.Since(start)
 	return CompareRow{Name: "sequential write + fdatasync", System: "machine", Op: "seq-write", Bytes: n,
-		Elapsed: elapsed, MBPerSec: rate(n, elapsed) / 1e6}, nil
+		Elapsed: elapsed, MBPerSec: perSec(n, elapsed) / 1e6}, nil
 }
 
 // MemCopy measures copy() between two buffers of size bytes for at least
@@ -511,7 +571,7 @@ func MemCopy(size int, minDur time.Duration) (CompareRow, error) {
 	}
 	elapsed := time.Since(start)
 	return CompareRow{Name: "memory copy", System: "machine", Op: "mem-copy", Bytes: copied, Elapsed: elapsed,
-		MBPerSec: rate(copied, elapsed) / 1e6}, nil
+		MBPerSec: perSec(copied, elapsed) / 1e6}, nil
 }
 
 // FsyncLatency appends size bytes to a new file in dir and fdatasyncs it,
@@ -539,8 +599,8 @@ func FsyncLatency(dir string, size, iterations int) (CompareRow, error) {
 	elapsed := time.Since(start)
 	n := int64(size) * int64(iterations)
 	return CompareRow{Name: fmt.Sprintf("%s write+fdatasync", sizeName(size)), System: "machine", Op: "fsync-4k", Size: size,
-		Records: int64(iterations), Bytes: n, Elapsed: elapsed, RecordsPerSec: rate(int64(iterations), elapsed),
-		MBPerSec: rate(n, elapsed) / 1e6, Latency: r.latency()}, nil
+		Records: int64(iterations), Bytes: n, Elapsed: elapsed, RecordsPerSec: perSec(int64(iterations), elapsed),
+		MBPerSec: perSec(n, elapsed) / 1e6, Latency: r.latency()}, nil
 }
 
 // machine describes the CPU, core count and platform.
@@ -601,6 +661,8 @@ func (r *CompareResult) Format(w io.Writer) {
 		switch q.Field {
 		case "p50_us":
 			field = "p50 latency"
+		case "p99_us":
+			field = "p99 latency"
 		case "mb_per_sec":
 			field = "MB/s"
 		}

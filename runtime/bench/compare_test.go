@@ -30,6 +30,8 @@ func TestCompareTiny(t *testing.T) {
 			"JetStream publish "+size, "JetStream consume "+size)
 	}
 	want = append(want, "weir produce 100 B acks=all, 8 producers", "weir produce 100 B acks=all, one at a time",
+		"weir produce 100 B acks=all, one at a time, plain connection",
+		"weir roundtrip 100 B, max", "weir roundtrip 100 B at 50% of max", "JetStream roundtrip 100 B, max", "JetStream roundtrip 100 B at 50% of max",
 		"sequential write + fdatasync", "memory copy", "4 KiB write+fdatasync")
 	if len(res.Rows) != len(want) {
 		t.Errorf("%d rows, want %d: %+v", len(res.Rows), len(want), res.Rows)
@@ -43,7 +45,12 @@ func TestCompareTiny(t *testing.T) {
 		if row.Bytes <= 0 || row.Elapsed <= 0 || row.MBPerSec <= 0 {
 			t.Errorf("row %q not measured: %+v", name, row)
 		}
-		if row.System == "weir" || row.System == "jetstream" {
+		if strings.HasSuffix(name, "at 50% of max") {
+			// About 5 s at half the maximum rate, between 1000 and all records.
+			if row.Records < 1000 || row.Records > 2000 || row.Bytes != row.Records*int64(row.Size) {
+				t.Errorf("row %q: %+v", name, row)
+			}
+		} else if row.System == "weir" || row.System == "jetstream" {
 			if row.Records != 2000 || row.Bytes != 2000*int64(row.Size) || row.RecordsPerSec <= 0 {
 				t.Errorf("row %q: %+v", name, row)
 			}
@@ -51,7 +58,7 @@ func TestCompareTiny(t *testing.T) {
 				t.Errorf("row %q: records/s %v, want %v", name, row.RecordsPerSec, got)
 			}
 		}
-		if row.Op == "produce" || row.Op == "publish" || row.Op == "fsync-4k" {
+		if row.Op == "produce" || row.Op == "publish" || row.Op == "fsync-4k" || row.Op == "roundtrip" {
 			if l := row.Latency; l == nil || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
 				t.Errorf("row %q latency: %+v", name, row.Latency)
 			}
@@ -75,6 +82,9 @@ func TestCompareTiny(t *testing.T) {
 	}
 	wantRatios["weir produce 100 B acks=all, 8 producers / JetStream publish 100 B"] = [3]string{"weir produce 100 B acks=all, 8 producers", "JetStream publish 100 B", "records_per_sec"}
 	wantRatios["weir produce 100 B acks=all, one at a time / 4 KiB write+fdatasync"] = [3]string{"weir produce 100 B acks=all, one at a time", "4 KiB write+fdatasync", "p50_us"}
+	wantRatios["weir produce 100 B acks=all, one at a time, plain connection / 4 KiB write+fdatasync"] = [3]string{"weir produce 100 B acks=all, one at a time, plain connection", "4 KiB write+fdatasync", "p50_us"}
+	wantRatios["weir roundtrip 100 B, max / JetStream roundtrip 100 B, max"] = [3]string{"weir roundtrip 100 B, max", "JetStream roundtrip 100 B, max", "records_per_sec"}
+	wantRatios["weir roundtrip 100 B at 50% of max / JetStream roundtrip 100 B at 50% of max"] = [3]string{"weir roundtrip 100 B at 50% of max", "JetStream roundtrip 100 B at 50% of max", "p99_us"}
 	if len(res.Ratios) != len(wantRatios) {
 		t.Errorf("%d ratios, want %d: %+v", len(res.Ratios), len(wantRatios), res.Ratios)
 	}
@@ -96,6 +106,8 @@ func TestCompareTiny(t *testing.T) {
 			x, y = a.MBPerSec, b.MBPerSec
 		case "p50_us":
 			x, y = float64(a.Latency.P50), float64(b.Latency.P50)
+		case "p99_us":
+			x, y = float64(a.Latency.P99), float64(b.Latency.P99)
 		}
 		if want := x / y; q.Value <= 0 || math.Abs(q.Value-want) > 1e-9*want {
 			t.Errorf("ratio %q = %v, want %v / %v = %v", q.Name, q.Value, x, y, want)

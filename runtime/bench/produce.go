@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,7 +75,12 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 	r := newRecorder()
 	stop := make(chan struct{})
 	go r.progress(o.Progress, "produce", stop)
-	elapsed, err := produceLoad(ctx, e, &o, r, func(*kgo.Record) {})
+	var elapsed time.Duration
+	if o.Sync {
+		elapsed, err = produceSync(ctx, e, &o, r)
+	} else {
+		elapsed, err = produceLoad(ctx, e, &o, r, func(*kgo.Record) {})
+	}
 	close(stop)
 	if err != nil {
 		return Result{}, err
@@ -84,15 +88,22 @@ func Produce(ctx context.Context, o Options) (Result, error) {
 	return finish("produce", e, &o, r, elapsed), nil
 }
 
-// waitUntil returns at t. time.Sleep oversleeps by a few hundred
-// microseconds here, which an open-loop generator would report as broker
-// latency, so it sleeps to just before t and yields the rest.
+// waitUntil returns at t or a little after. Latency counts from t, so
+// oversleeping shows up as latency: time.Sleep serves waits above 2 ms and
+// nanosleep the rest (about 0.1 ms late here, where time.Sleep below a
+// millisecond wakes about 1 ms late: the Go netpoller waits in whole
+// milliseconds). It never spins: a goroutine spinning on runtime.Gosched
+// keeps the scheduler from polling the network and tripled the latency it
+// was meant to measure. At high rates the records that fall due during a
+// sleep go out together.
 func waitUntil(t time.Time) {
-	if wait := time.Until(t); wait > 500*time.Microsecond {
-		time.Sleep(wait - 400*time.Microsecond)
+	wait := time.Until(t)
+	if wait > 2*time.Millisecond {
+		time.Sleep(wait - 1500*time.Microsecond)
+		wait = time.Until(t)
 	}
-	for time.Now().Before(t) {
-		runtime.Gosched()
+	if wait > 0 {
+		shortSleep(wait)
 	}
 }
 

@@ -2,11 +2,17 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// dueHeader carries a record's due time (Unix nanoseconds, big-endian) from
+// the producer to the consumer: the record timestamp has only millisecond
+// precision, too coarse for end-to-end latencies of a few milliseconds.
+const dueHeader = "weir-bench-due"
 
 // Roundtrip produces at the target rate while a consumer reads the same
 // topic, and measures each record's time from being due at the producer to
@@ -47,14 +53,34 @@ func Roundtrip(ctx context.Context, o Options) (Result, error) {
 				}
 			})
 			fetches.EachRecord(func(rec *kgo.Record) {
-				r.observe(now.Sub(rec.Timestamp))
+				due := rec.Timestamp
+				for _, h := range rec.Headers {
+					if h.Key == dueHeader && len(h.Value) == 8 {
+						due = time.Unix(0, int64(binary.BigEndian.Uint64(h.Value)))
+					}
+				}
+				r.observe(now.Sub(due))
 				r.records.Add(1)
 				r.bytes.Add(int64(len(rec.Value)))
 			})
 		}
 	}()
+	// The stamps are cut from slabs: one allocation per 8192 records.
+	var slab []byte
+	var slabMu sync.Mutex
+	stamp := func(rec *kgo.Record) {
+		slabMu.Lock()
+		if len(slab) < 8 {
+			slab = make([]byte, 8<<13)
+		}
+		b := slab[:8:8]
+		slab = slab[8:]
+		slabMu.Unlock()
+		binary.BigEndian.PutUint64(b, uint64(rec.Timestamp.UnixNano()))
+		rec.Headers = append(rec.Headers[:0], kgo.RecordHeader{Key: dueHeader, Value: b})
+	}
 	start := time.Now()
-	if _, err := produceLoad(ctx, e, &o, produced, func(*kgo.Record) {}); err != nil {
+	if _, err := produceLoad(ctx, e, &o, produced, stamp); err != nil {
 		return Result{}, err
 	}
 	deadline := time.Now().Add(30 * time.Second)
