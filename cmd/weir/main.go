@@ -49,5 +49,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newProduceCmd())
 	root.AddCommand(newConsumeCmd())
 	root.AddCommand(newGroupCmd())
+	root.AddCommand(newPipelineCmd())
 	return root
 }

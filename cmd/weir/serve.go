@@ -13,10 +13,11 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var (
-		configFile string
-		flags      server.Config
-		autoCreate bool
-		topicCfg   []string
+		configFile   string
+		flags        server.Config
+		autoCreate   bool
+		topicCfg     []string
+		pipelinesDir string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -44,6 +45,9 @@ in-flight requests, flush, and mark the logs clean.`,
 			}
 			if f.Changed("http-addr") || cfg.HTTPAddr == "" {
 				cfg.HTTPAddr = flags.HTTPAddr
+			}
+			if f.Changed("pipelines") {
+				cfg.PipelinesDir = pipelinesDir
 			}
 			if f.Changed("advertised-addr") {
 				cfg.AdvertisedAddr = flags.AdvertisedAddr
@@ -94,6 +98,7 @@ in-flight requests, flush, and mark the logs clean.`,
 	f.StringVar(&flags.HTTPAddr, "http-addr", "127.0.0.1:9644", `HTTP listener for /healthz and /metrics ("off" to disable)`)
 	f.Int32Var(&flags.DefaultPartitions, "partitions", 1, "partitions of auto-created topics")
 	f.BoolVar(&autoCreate, "auto-create-topics", true, "create unknown topics on first use")
+	f.StringVar(&pipelinesDir, "pipelines", "", "run the pipeline files (*.yaml) of this directory, following changes to it")
 	f.StringArrayVar(&topicCfg, "topic-config", nil, "broker-wide topic config default, key=value (repeatable), e.g. flush.messages=1")
 	return cmd
 }

@@ -53,6 +53,12 @@ type Config struct {
 	OffsetsPartitions int32 `yaml:"offsets_partitions"`
 	// ShutdownTimeout bounds a graceful shutdown; default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// PipelinesDir holds pipeline files (*.yaml, *.yml) that the node runs
+	// and keeps in step with the directory; empty: none.
+	PipelinesDir string `yaml:"pipelines_dir"`
+	// PipelinesReloadInterval is how often the directory is checked for
+	// changes; default 1s.
+	PipelinesReloadInterval time.Duration `yaml:"pipelines_reload_interval"`
 }
 
 // LoadConfigFile reads a YAML config strictly: unknown keys and values of
@@ -145,6 +151,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.PipelinesDir != "" {
+		if fi, err := os.Stat(c.PipelinesDir); err != nil || !fi.IsDir() {
+			return c, fmt.Errorf("config: pipelines_dir %q: not a directory", c.PipelinesDir)
+		}
+	}
+	if c.PipelinesReloadInterval <= 0 {
+		c.PipelinesReloadInterval = time.Second
 	}
 	return c, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/weirstream/weir/core/broker"
 	"github.com/weirstream/weir/core/group"
 	"github.com/weirstream/weir/core/kafka"
+	"github.com/weirstream/weir/pipelines"
 )
 
 // Server is a running broker.
@@ -32,6 +33,7 @@ type Server struct {
 	kln    net.Listener
 	http   *http.Server
 	hln    net.Listener
+	pipes  *pipelineHost // nil without a pipelines directory
 
 	done     chan struct{}
 	serveErr error
@@ -94,6 +96,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/pipelines", func(w http.ResponseWriter, r *http.Request) {
+			if s.pipes == nil {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintln(w, "[]")
+				return
+			}
+			s.pipes.serveHTTP(w, r)
+		})
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprintln(w, "ok")
@@ -109,6 +119,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.serveErr = s.kafka.Serve(s.kln)
 		close(s.done)
 	}()
+	if cfg.PipelinesDir != "" {
+		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, pipelines.NewMetrics(reg), log)
+		s.pipes.start()
+	}
 	log.Info("weir broker started", "kafka", s.KafkaAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -140,6 +154,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 		defer cancel()
+		if s.pipes != nil {
+			// Pipelines first: each commits its batch in flight through
+			// the listener that is about to close.
+			s.pipes.shutdown()
+		}
 		kerr := s.kafka.Shutdown(ctx)
 		if kerr != nil {
 			s.log.Warn("connections did not finish in time", "err", kerr)

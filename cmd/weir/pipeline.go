@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/weirstream/weir/pipelines"
+	"github.com/weirstream/weir/runtime/server"
+)
+
+func newPipelineCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Validate, explain, test and run YAML pipelines (topics -> stages -> topics)",
+		Long: `A pipeline reads topics as a consumer group, runs each batch of records
+through its stages (filter, map, key, route: expr-lang expressions), writes
+the results to output topics and commits its input offsets once every output
+is acknowledged (at-least-once). See the README's Pipelines section.`,
+	}
+	cmd.AddCommand(newPipelineValidateCmd(), newPipelineExplainCmd(), newPipelineTestCmd(), newPipelineRunCmd(),
+		newPipelineListCmd(), newPipelineStatusCmd())
+	return cmd
+}
+
+func newPipelineValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check pipeline files; print every problem as file:line:col and exit non-zero if any",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bad := 0
+			for _, f := range args {
+				s, err := pipelines.Load(f)
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					bad++
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: pipeline %s is valid (%d stages, %d outputs, %d tests)\n", f, s.Name, len(s.Stages), len(s.Outputs), len(s.Tests))
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d files invalid", bad, len(args))
+			}
+			return nil
+		},
+	}
+}
+
+func newPipelineExplainCmd() *cobra.Command {
+	var kinds bool
+	cmd := &cobra.Command{
+		Use:   "explain [FILE]",
+		Short: "Print a pipeline's resolved plan (or, with --kinds, every stage kind with its fields and an example)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if kinds || len(args) == 0 {
+				pipelines.ExplainKinds(cmd.OutOrStdout())
+				return nil
+			}
+			s, err := pipelines.Load(args[0])
+			if err != nil {
+				return err
+			}
+			s.Explain(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&kinds, "kinds", false, "list the stage kinds")
+	return cmd
+}
+
+func newPipelineTestCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "test FILE...",
+		Short: "Run the test cases in pipeline files (input records -> expected output records), no broker needed",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			failed, total := 0, 0
+			for _, f := range args {
+				s, err := pipelines.Load(f)
+				if err != nil {
+					return err
+				}
+				if len(s.Tests) == 0 {
+					return fmt.Errorf("%s: no test cases (add a tests: list)", f)
+				}
+				results, err := s.RunTests(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, r := range results {
+					total++
+					if len(r.Problems) == 0 {
+						fmt.Fprintf(cmd.OutOrStdout(), "ok    %s: %s\n", r.Case.Pos, r.Case.Name)
+						continue
+					}
+					failed++
+					fmt.Fprintf(cmd.OutOrStdout(), "FAIL  %s: %s\n", r.Case.Pos, r.Case.Name)
+					for _, p := range r.Problems {
+						fmt.Fprintf(cmd.OutOrStdout(), "      %s\n", p)
+					}
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d test cases failed", failed, total)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d test cases passed\n", total)
+			return nil
+		},
+	}
+}
+
+func newPipelineRunCmd() *cobra.Command {
+	var (
+		cf          clientFlags
+		from        string
+		metricsAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a pipeline against Kafka-protocol brokers until interrupted",
+		Long: `Runs one pipeline in this process against --brokers (a weir node or any
+Kafka-protocol broker). It resumes from its consumer group's committed
+offsets; --from replays from earliest, latest, an offset or an RFC 3339 time
+(the group must have no other members). Ctrl-C stops after the batch in
+flight is written and committed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := pipelines.Load(args[0])
+			if err != nil {
+				return err
+			}
+			o := pipelines.RunOptions{Brokers: cf.options().Brokers, Logger: slog.Default()}
+			if from != "" {
+				st, err := pipelines.ParseStart(from)
+				if err != nil {
+					return fmt.Errorf("--from: %w", err)
+				}
+				o.Replay = &st
+			}
+			if metricsAddr != "" {
+				reg := prometheus.NewRegistry()
+				o.Metrics = pipelines.NewMetrics(reg)
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				srv := &http.Server{Addr: metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go func() {
+					if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						slog.Error("metrics listener", "err", err)
+					}
+				}()
+				defer srv.Close()
+			}
+			return pipelines.Run(cmd.Context(), s, o)
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVar(&from, "from", "", "replay from earliest, latest, an offset, or an RFC 3339 time (moves the group's offsets first)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9645)")
+	return cmd
+}
+
+// fetchPipelines reads /pipelines from a running node.
+func fetchPipelines(ctx context.Context, addr string) ([]server.PipelineStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/pipelines", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the node at %s (its --http-addr): %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("node at %s: %s", addr, resp.Status)
+	}
+	var st []server.PipelineStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("node at %s: %w", addr, err)
+	}
+	return st, nil
+}
+
+func httpAddrFlag(cmd *cobra.Command, addr *string) {
+	def := "127.0.0.1:9644"
+	if env := os.Getenv("WEIR_HTTP_ADDR"); env != "" {
+		def = env
+	}
+	cmd.Flags().StringVar(addr, "http-addr", def, "the node's HTTP listener (env WEIR_HTTP_ADDR)")
+}
+
+func newPipelineListCmd() *cobra.Command {
+	var addr string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the pipelines a running node runs (weir serve --pipelines DIR)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := fetchPipelines(cmd.Context(), addr)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tIN\tOUT\tFILTERED\tERRORED\tLAG\tFILE")
+			for _, p := range st {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.State, p.In, p.Out, p.Filtered, p.Failed, p.Lag, p.File)
+			}
+			return tw.Flush()
+		},
+	}
+	httpAddrFlag(cmd, &addr)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newPipelineStatusCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show one pipeline of a running node: state, version, counters, lag and its last error",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := fetchPipelines(cmd.Context(), addr)
+			if err != nil {
+				return err
+			}
+			for _, p := range st {
+				if p.Name != args[0] && p.File != args[0] {
+					continue
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "pipeline %s\n  file:     %s (version %s)\n  state:    %s\n", p.Name, p.File, p.Version, p.State)
+				if !p.Started.IsZero() {
+					fmt.Fprintf(w, "  started:  %s\n", p.Started.Format(time.RFC3339))
+				}
+				fmt.Fprintf(w, "  records:  %d in, %d out, %d filtered, %d errored, %d batches\n  lag:      %d\n", p.In, p.Out, p.Filtered, p.Failed, p.Batches, p.Lag)
+				if p.Error != "" {
+					fmt.Fprintf(w, "  error:    %s\n", p.Error)
+				}
+				return nil
+			}
+			return fmt.Errorf("no pipeline %q on the node at %s", args[0], addr)
+		},
+	}
+	httpAddrFlag(cmd, &addr)
+	return cmd
+}

@@ -1,0 +1,518 @@
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/sdk"
+)
+
+// Provenance headers on dead-lettered records: the original record plus
+// these.
+const (
+	HeaderPipeline  = "weir.pipeline"
+	HeaderStage     = "weir.stage"
+	HeaderError     = "weir.error"
+	HeaderTopic     = "weir.source.topic"
+	HeaderPartition = "weir.source.partition"
+	HeaderOffset    = "weir.source.offset"
+)
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Brokers are the Kafka-protocol brokers to read from and write to.
+	Brokers []string
+	Logger  *slog.Logger
+	// Metrics, shared by the pipelines of a process; nil for none.
+	Metrics *Metrics
+	// Replay, when set, moves the group's committed offsets of every input
+	// partition to this position before the pipeline starts. The group
+	// must have no members then.
+	Replay *Start
+	// Stats, when set, is kept up to date while the pipeline runs.
+	Stats *Stats
+}
+
+// Stats are a running pipeline's counters, safe to read concurrently.
+type Stats struct {
+	In, Out, Filtered, Failed, Lag, Batches atomic.Int64
+}
+
+// Run runs the pipeline until ctx is done (returning nil) or it fails. It
+// joins the input's consumer group, and for each batch of records read:
+// runs them through the stages, applies the error policies, writes the
+// outputs (and dead letters), waits until every one is acknowledged, and
+// only then commits the batch's input offsets. A crash at any point
+// therefore re-reads at most the uncommitted batch: at-least-once, with no
+// gaps. Outputs of one input partition are written in input order; keyed
+// outputs go to the partition murmur2(key) picks (as Kafka's producers
+// do), unkeyed ones to the input partition's number modulo the output
+// topic's partitions, so one input partition's order holds in each output
+// partition.
+//
+// At most one batch (BatchLimits.Records input records and their outputs)
+// is held at a time: a slow stage or a slow broker slows the reading.
+func Run(ctx context.Context, s *Spec, o RunOptions) error {
+	if len(o.Brokers) == 0 {
+		return errors.New("pipelines: no brokers to run against")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("pipeline", s.Name)
+	m := o.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	st := o.Stats
+	if st == nil {
+		st = new(Stats)
+	}
+	if err := prepareTopics(ctx, s, o.Brokers, log); err != nil {
+		return err
+	}
+	if o.Replay != nil {
+		if err := resetGroup(ctx, s, o.Brokers, *o.Replay); err != nil {
+			return err
+		}
+	}
+	reset := kgo.NewOffset().AtStart()
+	switch s.Input.Start.Kind {
+	case StartLatest:
+		reset = kgo.NewOffset().AtEnd()
+	case StartOffset:
+		reset = kgo.NewOffset().At(s.Input.Start.Offset)
+	case StartTime:
+		reset = kgo.NewOffset().AfterMilli(s.Input.Start.Time.UnixMilli())
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(o.Brokers...),
+		kgo.ClientID("weir-pipeline-"+s.Name),
+		kgo.ConsumerGroup(s.Input.Group),
+		kgo.ConsumeTopics(s.Input.Topics...),
+		kgo.ConsumeResetOffset(reset),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(outputPartitioner{keyed: kgo.StickyKeyPartitioner(nil)}),
+		kgo.ProducerLinger(0),
+		kgo.FetchMaxWait(250*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: %w", s.Name, err)
+	}
+	defer cl.Close()
+	r := &runner{spec: s, cl: cl, log: log, m: m, st: st, chain: newChain(s.Stages), outTopic: map[string]string{}}
+	for _, out := range s.Outputs {
+		r.outTopic[out.Name] = out.Topic
+	}
+	log.Info("pipeline started", "group", s.Input.Group, "inputs", s.Input.Topics, "stages", len(s.Stages))
+	defer log.Info("pipeline stopped")
+	for {
+		fetches := cl.PollRecords(ctx, s.Batch.Records)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			cl.AllowRebalance()
+			return nil
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				log.Warn("fetch", "topic", t, "partition", p, "err", err)
+				if !kerr.IsRetriable(err) && fetchErr == nil {
+					fetchErr = fmt.Errorf("pipelines: %s: reading %s/%d: %w", s.Name, t, p, err)
+				}
+			}
+		})
+		if fetchErr != nil {
+			cl.AllowRebalance()
+			return fetchErr
+		}
+		err := r.batch(ctx, fetches)
+		cl.AllowRebalance()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type runner struct {
+	spec     *Spec
+	cl       *kgo.Client
+	log      *slog.Logger
+	m        *Metrics
+	st       *Stats
+	chain    *chain
+	outTopic map[string]string
+	in       []sdk.Record
+	lastCnt  []stageCount
+}
+
+// finalFailure is a failed input after retries: the policy that applies.
+type finalFailure struct {
+	chainFailure
+	policy Policy
+}
+
+// batch processes one poll's records, partition by partition, writes
+// everything, waits for the acknowledgements and commits.
+func (r *runner) batch(ctx context.Context, fetches kgo.Fetches) error {
+	start := time.Now()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		pending  sync.WaitGroup
+		outCount = map[string]int64{}
+	)
+	promise := func(name string) func(*kgo.Record, error) {
+		return func(_ *kgo.Record, err error) {
+			mu.Lock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if err == nil && name != "" {
+				outCount[name]++
+			}
+			mu.Unlock()
+			pending.Done()
+		}
+	}
+	var commit []*kgo.Record
+	var halted error
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if halted != nil || len(p.Records) == 0 {
+			return
+		}
+		r.in = r.in[:0]
+		for _, kr := range p.Records {
+			rec := sdk.Record{Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset}
+			if len(kr.Headers) > 0 {
+				rec.Headers = make([]sdk.Header, len(kr.Headers))
+				for i, h := range kr.Headers {
+					rec.Headers[i] = sdk.Header{Key: h.Key, Value: h.Value}
+				}
+			}
+			r.in = append(r.in, rec)
+		}
+		r.m.in.WithLabelValues(r.spec.Name).Add(float64(len(r.in)))
+		r.st.In.Add(int64(len(r.in)))
+		outs, fails, err := r.process(ctx, r.in)
+		if err != nil {
+			halted = err
+			return
+		}
+		// A halt stops the partition at the failed record: the records
+		// before it are written and committed, it and those after are not.
+		limit := len(r.in)
+		for _, f := range fails {
+			if f.policy.Kind == PolicyHalt {
+				limit = f.Source
+				halted = fmt.Errorf("%w: pipeline %s, stage %s, %s/%d offset %d: %v", ErrHalted, r.spec.Name, f.Stage.Name,
+					p.Topic, p.Partition, r.in[f.Source].Offset, f.Err)
+				r.m.failed.WithLabelValues(r.spec.Name, f.Stage.Name, string(PolicyHalt)).Inc()
+				break
+			}
+		}
+		fi := 0
+		produced := map[int]bool{}
+		for _, o := range outs {
+			if o.Source >= limit {
+				break
+			}
+			// Dead letters of earlier inputs go first: one partition's
+			// records keep their order across outputs and errors.
+			for fi < len(fails) && fails[fi].Source < o.Source {
+				r.deadLetter(fails[fi], p.Partition, &pending, promise)
+				fi++
+			}
+			produced[o.Source] = true
+			name := o.Record.Output
+			if name == "" {
+				name = "default"
+			}
+			kr := &kgo.Record{Topic: r.outTopic[name], Key: o.Record.Key, Value: o.Record.Value,
+				Timestamp: o.Record.Timestamp, Partition: p.Partition}
+			for _, h := range o.Record.Headers {
+				kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			}
+			pending.Add(1)
+			r.cl.Produce(ctx, kr, promise(name))
+		}
+		for ; fi < len(fails) && fails[fi].Source < limit; fi++ {
+			r.deadLetter(fails[fi], p.Partition, &pending, promise)
+		}
+		failedSet := map[int]bool{}
+		for _, f := range fails {
+			failedSet[f.Source] = true
+		}
+		var filtered int64
+		for i := range limit {
+			if !produced[i] && !failedSet[i] {
+				filtered++
+			}
+		}
+		r.m.filtered.WithLabelValues(r.spec.Name).Add(float64(filtered))
+		r.st.Filtered.Add(filtered)
+		if limit > 0 {
+			commit = append(commit, p.Records[limit-1])
+		}
+		lag := max(p.HighWatermark-(p.Records[len(p.Records)-1].Offset+1), 0)
+		r.m.lag.WithLabelValues(r.spec.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
+		r.st.Lag.Store(lag)
+	})
+	// Every output and dead letter acknowledged, or nothing is committed.
+	pending.Wait()
+	mu.Lock()
+	err := firstErr
+	mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: writing outputs: %w", r.spec.Name, err)
+	}
+	for name, n := range outCount {
+		r.m.out.WithLabelValues(r.spec.Name, name).Add(float64(n))
+		r.st.Out.Add(n)
+	}
+	if len(commit) > 0 {
+		if err := r.cl.CommitRecords(ctx, commit...); err != nil {
+			return fmt.Errorf("pipelines: %s: committing offsets: %w", r.spec.Name, err)
+		}
+	}
+	for i, c := range r.chain.counts {
+		var last stageCount
+		if i < len(r.lastCnt) {
+			last = r.lastCnt[i]
+		}
+		name := r.spec.Stages[i].Name
+		r.m.stageIn.WithLabelValues(r.spec.Name, name).Add(float64(c.in - last.in))
+		r.m.stageOut.WithLabelValues(r.spec.Name, name).Add(float64(c.out - last.out))
+	}
+	r.lastCnt = append(r.lastCnt[:0], r.chain.counts...)
+	r.m.batch.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
+	r.st.Batches.Add(1)
+	return halted
+}
+
+// process runs in through the chain, retries the failures whose policy
+// says so, and returns the outputs in input order and the failures with
+// the policy that finally applies.
+func (r *runner) process(ctx context.Context, in []sdk.Record) ([]sdk.Output, []finalFailure, error) {
+	out, failed, err := r.chain.run(ctx, in)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipelines: %s: %w", r.spec.Name, err)
+	}
+	outs := slices.Clone(out)
+	var final []finalFailure
+	var retry []chainFailure
+	for _, f := range failed {
+		p := r.policyOf(f.Stage)
+		if p.Kind == PolicyRetry {
+			retry = append(retry, f)
+			continue
+		}
+		final = append(final, finalFailure{f, p})
+	}
+	for _, f := range retry {
+		p := r.policyOf(f.Stage)
+		backoff := p.Backoff
+		cur := f
+		ok := false
+		for attempt := 2; attempt <= p.Attempts; attempt++ {
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, p.MaxBackoff)
+			o, fs, err := r.chain.run(ctx, in[f.Source:f.Source+1])
+			if err != nil {
+				return nil, nil, fmt.Errorf("pipelines: %s: %w", r.spec.Name, err)
+			}
+			if len(fs) == 0 {
+				for _, x := range o {
+					x.Source = f.Source
+					outs = append(outs, x)
+				}
+				ok = true
+				break
+			}
+			cur = chainFailure{Source: f.Source, Stage: fs[0].Stage, Err: fs[0].Err}
+			r.log.Debug("retry failed", "attempt", attempt, "stage", cur.Stage.Name, "err", cur.Err)
+		}
+		if !ok {
+			then := Policy{Kind: p.Then, Topic: p.Topic}
+			final = append(final, finalFailure{cur, then})
+		}
+	}
+	if len(retry) > 0 {
+		slices.SortStableFunc(outs, func(a, b sdk.Output) int { return a.Source - b.Source })
+		slices.SortFunc(final, func(a, b finalFailure) int { return a.Source - b.Source })
+	}
+	return outs, final, nil
+}
+
+func (r *runner) policyOf(st *Stage) Policy {
+	if st.OnError != nil {
+		return *st.OnError
+	}
+	return r.spec.OnError
+}
+
+// deadLetter writes a failed input to its dead-letter topic (or counts a
+// skip).
+func (r *runner) deadLetter(f finalFailure, partition int32, pending *sync.WaitGroup, promise func(string) func(*kgo.Record, error)) {
+	r.m.failed.WithLabelValues(r.spec.Name, f.Stage.Name, string(f.policy.Kind)).Inc()
+	r.st.Failed.Add(1)
+	if f.policy.Kind == PolicySkip {
+		r.log.Debug("skipped a failed record", "stage", f.Stage.Name, "err", f.Err)
+		return
+	}
+	rec := r.in[f.Source]
+	kr := &kgo.Record{Topic: f.policy.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: partition}
+	for _, h := range rec.Headers {
+		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	kr.Headers = append(kr.Headers,
+		kgo.RecordHeader{Key: HeaderPipeline, Value: []byte(r.spec.Name)},
+		kgo.RecordHeader{Key: HeaderStage, Value: []byte(f.Stage.Name)},
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(f.Err.Error())},
+		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(rec.Topic)},
+		kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
+		kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+	)
+	pending.Add(1)
+	r.cl.Produce(context.Background(), kr, promise(""))
+}
+
+// outputPartitioner places keyed records by murmur2 (Kafka's default) and
+// unkeyed ones on their input partition modulo the topic's partitions
+// (the executor sets Record.Partition to the input partition).
+type outputPartitioner struct{ keyed kgo.Partitioner }
+
+func (p outputPartitioner) ForTopic(t string) kgo.TopicPartitioner {
+	return outputTopicPartitioner{keyed: p.keyed.ForTopic(t)}
+}
+
+type outputTopicPartitioner struct{ keyed kgo.TopicPartitioner }
+
+func (p outputTopicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (p outputTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Key != nil {
+		return p.keyed.Partition(r, n)
+	}
+	return int(r.Partition) % n
+}
+
+// prepareTopics checks that the inputs exist and creates missing outputs
+// and dead-letter topics with as many partitions as the first input.
+func prepareTopics(ctx context.Context, s *Spec, brokers []string, log *slog.Logger) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: listing topics: %w", s.Name, err)
+	}
+	partitions := int32(1)
+	for i, t := range s.Input.Topics {
+		d, ok := topics[t]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("pipelines: %s: input topic %q does not exist (create it with weir topic create %s)", s.File, t, t)
+		}
+		if i == 0 {
+			partitions = int32(len(d.Partitions))
+		}
+	}
+	want := map[string]bool{}
+	for _, o := range s.Outputs {
+		want[o.Topic] = true
+	}
+	for _, p := range append([]Policy{s.OnError}, stagePolicies(s)...) {
+		if p.Topic != "" {
+			want[p.Topic] = true
+		}
+	}
+	for t := range want {
+		if _, ok := topics[t]; ok {
+			continue
+		}
+		resp, err := adm.CreateTopic(ctx, partitions, -1, nil, t)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("pipelines: %s: creating output topic %q: %w", s.Name, t, err)
+		}
+		log.Info("created output topic", "topic", t, "partitions", partitions)
+	}
+	return nil
+}
+
+func stagePolicies(s *Spec) []Policy {
+	var ps []Policy
+	for _, st := range s.Stages {
+		if st.OnError != nil {
+			ps = append(ps, *st.OnError)
+		}
+	}
+	return ps
+}
+
+// resetGroup commits, for the group, the offsets of start on every input
+// partition.
+func resetGroup(ctx context.Context, s *Spec, brokers []string, start Start) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var listed kadm.ListedOffsets
+	switch start.Kind {
+	case StartEarliest, StartOffset:
+		listed, err = adm.ListStartOffsets(ctx, s.Input.Topics...)
+	case StartLatest:
+		listed, err = adm.ListEndOffsets(ctx, s.Input.Topics...)
+	case StartTime:
+		listed, err = adm.ListOffsetsAfterMilli(ctx, start.Time.UnixMilli(), s.Input.Topics...)
+	}
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: replay from %s: %w", s.Name, start, err)
+	}
+	offsets := kadm.Offsets{}
+	listed.Each(func(l kadm.ListedOffset) {
+		at := l.Offset
+		if start.Kind == StartOffset {
+			at = max(start.Offset, l.Offset)
+		}
+		offsets.Add(kadm.Offset{Topic: l.Topic, Partition: l.Partition, At: at, LeaderEpoch: -1})
+	})
+	resp, err := adm.CommitOffsets(ctx, s.Input.Group, offsets)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: replay from %s: committing offsets for group %s (is another instance running?): %w", s.Name, start, s.Input.Group, err)
+	}
+	return nil
+}
