@@ -102,7 +102,9 @@ func (r *Results) Reset() {
 func (r *Results) Emit(src int, rec Record) { r.Out = append(r.Out, Output{Source: src, Record: rec}) }
 
 // Fail records that input src failed with err.
-func (r *Results) Fail(src int, err error) { r.Failed = append(r.Failed, Failure{Source: src, Err: err}) }
+func (r *Results) Fail(src int, err error) {
+	r.Failed = append(r.Failed, Failure{Source: src, Err: err})
+}
 
 // Processor is a stage. Process appends its answer for batch in to res,
 // which the caller has reset; see the package doc for the rules. A
