@@ -13,8 +13,10 @@ import (
 // decoder walks a YAML document and collects every problem with its
 // position, so one run of `weir pipeline validate` reports them all.
 type decoder struct {
-	file string
-	errs SpecErrors
+	file  string
+	raw   []byte   // the spec's text, for positions inside scalars
+	lines []string // raw's lines, split on first use
+	errs  SpecErrors
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Col: n.Column} }
@@ -192,4 +194,128 @@ func (d *decoder) strList(n *yaml.Node, what string) ([]string, bool) {
 		ok = false
 	}
 	return out, ok
+}
+
+// sourceLines is the spec's text split into lines (without line breaks).
+func (d *decoder) sourceLines() []string {
+	if d.lines == nil {
+		d.lines = strings.Split(strings.ReplaceAll(string(d.raw), "\r\n", "\n"), "\n")
+	}
+	return d.lines
+}
+
+// scalarPos is the position in the file of rune off of scalar n's value,
+// undoing YAML's quoting, escapes, line folding and block indentation;
+// d.pos(n) when the source is not at hand.
+func (d *decoder) scalarPos(n *yaml.Node, off int) Pos {
+	lines := d.sourceLines()
+	if n.Kind != yaml.ScalarNode || n.Line < 1 || n.Line > len(lines) || n.Column < 1 {
+		return d.pos(n)
+	}
+	at := func(ln, col int) Pos { return Pos{File: d.file, Line: ln + 1, Col: col + 1} }
+	blank := func(s string) bool { return strings.TrimLeft(s, " \t") == "" }
+	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		// Content starts on the line after the indicator, indented as its
+		// first non-blank line, less the spaces that line keeps in the
+		// value (with an indentation indicator like |2).
+		spaces := func(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
+		indent := -1
+		for _, l := range lines[n.Line:] {
+			if !blank(l) {
+				indent = spaces(l)
+				break
+			}
+		}
+		for _, l := range strings.Split(n.Value, "\n") {
+			if !blank(l) {
+				indent -= spaces(l)
+				break
+			}
+		}
+		if indent < 0 {
+			return d.pos(n)
+		}
+		folded := n.Style&yaml.FoldedStyle != 0
+		v, blanks, first, prevMore := 0, 0, true, false
+		for ln := n.Line; ln < len(lines); ln++ {
+			l := lines[ln]
+			if blank(l) {
+				blanks++
+				continue
+			}
+			if spaces(l) < indent {
+				break // the end of the block
+			}
+			text := []rune(l[indent:])
+			more := text[0] == ' ' || text[0] == '\t'
+			switch {
+			case !folded || first || more || prevMore:
+				v += blanks // each blank line is a line break
+			case blanks > 0:
+				v += blanks - 1 // the break before blank lines folds away
+			}
+			if off <= v+len(text) {
+				return at(ln, indent+max(0, off-v))
+			}
+			v += len(text) + 1 // and a line break, or the space it folds to
+			blanks, first, prevMore = 0, false, more
+		}
+		return d.pos(n)
+	}
+	single := n.Style&yaml.SingleQuotedStyle != 0
+	double := n.Style&yaml.DoubleQuotedStyle != 0
+	ln, c := n.Line-1, n.Column-1
+	if single || double {
+		c++ // the opening quote
+	}
+	v := 0
+	for {
+		line := []rune(lines[ln])
+		end := len(line) // content ends before trailing white space
+		for end > c && (line[end-1] == ' ' || line[end-1] == '\t') {
+			end--
+		}
+		joined := false // a double-quoted line ending in \ joins the next
+		for c < end {
+			if v >= off {
+				return at(ln, c)
+			}
+			switch r := line[c]; {
+			case single && r == '\'':
+				if c+1 < len(line) && line[c+1] == '\'' {
+					c++
+				} else {
+					return at(ln, c) // the closing quote
+				}
+			case double && r == '"':
+				return at(ln, c)
+			case double && r == '\\':
+				if c+1 == end {
+					joined, c = true, end
+					continue
+				}
+				c += map[rune]int{'x': 2, 'u': 4, 'U': 8}[line[c+1]] + 1
+			}
+			c++
+			v++
+		}
+		if v >= off || ln+1 >= len(lines) {
+			return at(ln, c)
+		}
+		// Fold the line break: a space, or the blank lines after it.
+		ln++
+		blanks := 0
+		for ln < len(lines)-1 && blank(lines[ln]) {
+			ln++
+			blanks++
+		}
+		if !joined {
+			v += max(1, blanks)
+		}
+		if v > off {
+			return at(ln, 0)
+		}
+		next := lines[ln]
+		c = len([]rune(next)) - len([]rune(strings.TrimLeft(next, " \t")))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -37,18 +38,49 @@ type exprEnv struct {
 	Topic     string            `expr:"topic"`
 	Partition int               `expr:"partition"`
 	Offset    int               `expr:"offset"`
+
+	// Slots of lazily decoded top-level value fields (lazy.go).
+	V0  any `expr:"__weir_v0"`
+	V1  any `expr:"__weir_v1"`
+	V2  any `expr:"__weir_v2"`
+	V3  any `expr:"__weir_v3"`
+	V4  any `expr:"__weir_v4"`
+	V5  any `expr:"__weir_v5"`
+	V6  any `expr:"__weir_v6"`
+	V7  any `expr:"__weir_v7"`
+	V8  any `expr:"__weir_v8"`
+	V9  any `expr:"__weir_v9"`
+	V10 any `expr:"__weir_v10"`
+	V11 any `expr:"__weir_v11"`
+	V12 any `expr:"__weir_v12"`
+	V13 any `expr:"__weir_v13"`
+	V14 any `expr:"__weir_v14"`
+	V15 any `expr:"__weir_v15"`
+}
+
+// maxSlots is the number of V fields of exprEnv.
+const maxSlots = 16
+
+func (e *exprEnv) slots() [maxSlots]*any {
+	return [maxSlots]*any{&e.V0, &e.V1, &e.V2, &e.V3, &e.V4, &e.V5, &e.V6, &e.V7, &e.V8, &e.V9, &e.V10, &e.V11, &e.V12, &e.V13, &e.V14, &e.V15}
 }
 
 // envUse says which environment fields an expression reads, so a record
 // is decoded only as far as some expression needs.
 type envUse struct {
 	key, value, headers bool
+	// wholeValue: some expression needs the whole decoded value; else
+	// valuePaths are the only fields read (see lazy.go).
+	wholeValue bool
+	valuePaths [][]string
 }
 
 func (u *envUse) or(o envUse) {
 	u.key = u.key || o.key
 	u.value = u.value || o.value
 	u.headers = u.headers || o.headers
+	u.wholeValue = u.wholeValue || o.wholeValue
+	u.valuePaths = prunePaths(append(u.valuePaths, o.valuePaths...))
 }
 
 type useVisitor struct{ use *envUse }
@@ -62,20 +94,26 @@ func (v useVisitor) Visit(n *ast.Node) {
 			v.use.value = true
 		case "headers":
 			v.use.headers = true
+		case "$env": // $env.value, $env["key"], get($env, ...): anything
+			v.use.key, v.use.value, v.use.headers = true, true, true
 		}
 	}
 }
 
-// program is a compiled expression and what it reads.
+// program is a compiled expression and what it reads. fast, when set, is
+// the same expression with each value.FIELD read from an environment slot
+// (see lazy.go); p is the original, run when the value is not a JSON
+// object.
 type program struct {
-	src string
-	p   *vm.Program
-	use envUse
+	src  string
+	p    *vm.Program
+	fast *vm.Program
+	use  envUse
 }
 
 // compile compiles the expression in scalar node n; boolean asks for a
 // boolean result. Errors are reported at the expression's position.
-func (d *decoder) compile(n *yaml.Node, what string, boolean bool) (*program, bool) {
+func (d *decoder) compile(n *yaml.Node, what string, boolean bool, slots *slotTable) (*program, bool) {
 	src, ok := d.nonEmpty(n, what)
 	if !ok {
 		return nil, false
@@ -96,6 +134,19 @@ func (d *decoder) compile(n *yaml.Node, what string, boolean bool) (*program, bo
 	prog := &program{src: src, p: p}
 	node := p.Node()
 	ast.Walk(&node, useVisitor{&prog.use})
+	if prog.use.value {
+		paths, ok := valuePaths(node)
+		prog.use.valuePaths, prog.use.wholeValue = paths, !ok
+		if ok {
+			patch := &slotPatcher{slots: slots}
+			fast, err := expr.Compile(src, append(opts, expr.Patch(patch))...)
+			if err != nil || patch.overflow {
+				prog.use.wholeValue = true
+			} else {
+				prog.fast = fast
+			}
+		}
+	}
 	return prog, true
 }
 
@@ -105,41 +156,31 @@ func (d *decoder) exprError(n *yaml.Node, what, src string, err error, boolean b
 	msg := err.Error()
 	if fe, ok := err.(*file.Error); ok {
 		msg = fe.Message
-		switch n.Style {
-		case yaml.LiteralStyle, yaml.FoldedStyle:
-			pos.Line += fe.Line
-			pos.Col = n.Column + 2 + fe.Column
-		default:
-			if fe.Line > 1 {
-				pos.Line += fe.Line - 1
-				pos.Col = 1 + fe.Column
-			} else {
-				quote := 0
-				if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-					quote = 1
-				}
-				pos.Col += quote + utf8.RuneCountInString(src[:min(len(src), byteOffset(src, fe.Column))])
-			}
-		}
+		pos = d.scalarPos(n, runeOffset(src, fe.Line, fe.Column))
 	}
 	hint := "fields: key, value, headers, timestamp, topic, partition, offset"
 	if boolean && strings.Contains(msg, "expected bool") {
 		hint = "this stage needs a true/false expression, e.g. value.amount > 100"
 	}
+	if strings.Contains(msg, "exceeds maximum allowed nodes") {
+		hint = fmt.Sprintf("at most %d nodes: split the work over several stages", MaxExprNodes)
+	}
 	d.errs = append(d.errs, &SpecError{Pos: pos, Msg: fmt.Sprintf("%s: %s", what, msg), Hint: hint})
 }
 
-// byteOffset is the byte offset of rune column col in s.
-func byteOffset(s string, col int) int {
-	i := 0
-	for range col {
-		if i >= len(s) {
+// runeOffset is the offset in runes of line line (from 1), rune column
+// col (from 0) of s.
+func runeOffset(s string, line, col int) int {
+	off := 0
+	for ; line > 1; line-- {
+		l, rest, ok := strings.Cut(s, "\n")
+		if !ok {
 			break
 		}
-		_, n := utf8.DecodeRuneInString(s[i:])
-		i += n
+		off += utf8.RuneCountInString(l) + 1
+		s = rest
 	}
-	return i
+	return off + col
 }
 
 // evaluator runs programs on records, filling the environment only with
@@ -148,15 +189,42 @@ type evaluator struct {
 	use envUse
 	env exprEnv
 	vm  vm.VM
+	// Lazy decoding: the top-level value fields named in slots go into
+	// the environment's V slots; fast says the current record was decoded
+	// that way (else Value holds the whole decoded value).
+	slots *slotTable
+	scan  *scanner
+	ptrs  [maxSlots]*any
+	fast  bool
+}
+
+// newEvaluator is the evaluator of a stage whose programs were compiled
+// with slots.
+func newEvaluator(use envUse, slots *slotTable) evaluator {
+	return evaluator{use: use, slots: slots}
 }
 
 func (e *evaluator) load(r *sdk.Record) {
 	e.env.Topic, e.env.Partition, e.env.Offset, e.env.Timestamp = r.Topic, int(r.Partition), int(r.Offset), r.Timestamp
 	if e.use.key {
-		e.env.Key = string(r.Key)
+		e.env.Key = ""
+		if len(r.Key) > 0 {
+			// Aliases the record's key, unchanged while it is processed.
+			e.env.Key = unsafe.String(&r.Key[0], len(r.Key))
+		}
 	}
 	if e.use.value {
-		e.env.Value = decodeValue(r.Value)
+		e.env.Value, e.fast = nil, false
+		if !e.use.wholeValue && e.slots != nil && len(e.slots.names) > 0 {
+			if e.scan == nil {
+				e.scan = &scanner{wanted: e.slots.names}
+				e.ptrs = e.env.slots()
+			}
+			e.fast = lazySlots(e.scan, r.Value, e.ptrs[:len(e.slots.names)])
+		}
+		if !e.fast {
+			e.env.Value = decodeValue(r.Value)
+		}
 	}
 	if e.use.headers {
 		h := make(map[string]string, len(r.Headers))
@@ -168,7 +236,11 @@ func (e *evaluator) load(r *sdk.Record) {
 }
 
 func (e *evaluator) run(p *program) (any, error) {
-	v, err := e.vm.Run(p.p, &e.env)
+	prog := p.p
+	if e.fast && p.fast != nil {
+		prog = p.fast
+	}
+	v, err := e.vm.Run(prog, &e.env)
 	if err != nil {
 		return nil, oneLine(err)
 	}

@@ -17,12 +17,13 @@ func init() {
 		Fields:  []string{"filter: EXPR (boolean)"},
 		Example: `- filter: 'value.country == "NZ" && value.amount > 100'`,
 		build: func(d *decoder, n *yaml.Node) (processor, string, bool) {
-			p, ok := d.compile(n, "filter", true)
+			slots := &slotTable{}
+			p, ok := d.compile(n, "filter", true, slots)
 			if !ok {
 				return nil, "", false
 			}
 			s := &filterStage{cond: p}
-			s.ev.use = p.use
+			s.ev = newEvaluator(p.use, slots)
 			return s, "keep records where " + p.src, true
 		},
 	})
@@ -44,12 +45,13 @@ func init() {
 		Fields:  []string{"key: EXPR (a string, a number or null)"},
 		Example: `- key: 'value.user_id'`,
 		build: func(d *decoder, n *yaml.Node) (processor, string, bool) {
-			p, ok := d.compile(n, "key", false)
+			slots := &slotTable{}
+			p, ok := d.compile(n, "key", false, slots)
 			if !ok {
 				return nil, "", false
 			}
 			s := &mapStage{key: p}
-			s.ev.use = p.use
+			s.ev = newEvaluator(p.use, slots)
 			return s, "key = " + p.src, true
 		},
 	})
@@ -97,8 +99,9 @@ type mapStage struct {
 func buildMap(d *decoder, n *yaml.Node) (processor, string, bool) {
 	n = resolve(n)
 	s := &mapStage{}
+	s.ev.slots = &slotTable{}
 	if n.Kind == yaml.ScalarNode {
-		p, ok := d.compile(n, "map", false)
+		p, ok := d.compile(n, "map", false, s.ev.slots)
 		if !ok {
 			return nil, "", false
 		}
@@ -110,7 +113,7 @@ func buildMap(d *decoder, n *yaml.Node) (processor, string, bool) {
 	if fs == nil {
 		return nil, "", false
 	}
-	if len(fs) == 0 {
+	if len(n.Content) == 0 { // (unknown fields are reported as such)
 		d.errorf(n, "map: {value: EXPR}", "map: nothing to map")
 		return nil, "", false
 	}
@@ -121,7 +124,7 @@ func buildMap(d *decoder, n *yaml.Node) (processor, string, bool) {
 		if !has {
 			continue
 		}
-		p, good := d.compile(f.val, "map."+name, false)
+		p, good := d.compile(f.val, "map."+name, false, s.ev.slots)
 		ok = ok && good
 		if !good {
 			continue
@@ -246,6 +249,7 @@ func buildRoute(d *decoder, n *yaml.Node) (processor, string, bool) {
 		return nil, "", false
 	}
 	s := &routeStage{}
+	s.ev.slots = &slotTable{}
 	ok := true
 	var parts []string
 	seen := map[string]bool{}
@@ -267,7 +271,7 @@ func buildRoute(d *decoder, n *yaml.Node) (processor, string, bool) {
 			c.always = true
 			parts = append(parts, k.Value+" always")
 		} else {
-			p, good := d.compile(v, "route "+k.Value, true)
+			p, good := d.compile(v, "route "+k.Value, true, s.ev.slots)
 			if !good {
 				ok = false
 				continue

@@ -2,13 +2,17 @@ package pipelines
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -163,18 +167,24 @@ func Load(path string) (*Spec, error) {
 // Parse decodes and validates a pipeline spec; file names it in errors.
 // Every problem is reported, each with file:line:col, as SpecErrors.
 func Parse(file string, raw []byte) (*Spec, error) {
-	d := &decoder{file: file}
+	d := &decoder{file: file, raw: raw}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	empty := SpecErrors{{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: "empty file", Hint: "start with pipeline: NAME"}}
 	if err := dec.Decode(&doc); err != nil {
-		return nil, SpecErrors{yamlError(file, err)}
+		if errors.Is(err, io.EOF) { // no document at all: empty or only comments
+			return nil, empty
+		}
+		return nil, SpecErrors{yamlError(file, raw, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, SpecErrors{{Pos: Pos{File: file, Line: extra.Line, Col: extra.Column}, Msg: "a second YAML document: one pipeline per file"}}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, SpecErrors{yamlError(file, raw, err)}
 	}
 	if len(doc.Content) == 0 {
-		return nil, SpecErrors{{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: "empty file", Hint: "start with pipeline: NAME"}}
+		return nil, empty
 	}
 	root := doc.Content[0]
 	s := &Spec{File: file, Batch: BatchLimits{Records: DefaultBatchRecords}}
@@ -236,9 +246,11 @@ func Parse(file string, raw []byte) (*Spec, error) {
 	return s, nil
 }
 
-// yamlError turns a yaml.v3 syntax error ("yaml: line N: ...") into a
-// positioned SpecError.
-func yamlError(file string, err error) *SpecError {
+// yamlError turns a yaml.v3 error ("yaml: line N: ...") into a
+// positioned SpecError. yaml.v3 counts lines from 1 in scanner errors but
+// from 0 in parser errors (and omits "line 0"), so parser errors are moved
+// down a line. An unknown alias names no line; it is looked up in raw.
+func yamlError(file string, raw []byte, err error) *SpecError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -248,7 +260,33 @@ func yamlError(file string, err error) *SpecError {
 			}
 		}
 	}
-	return &SpecError{Pos: Pos{File: file, Line: line, Col: 1}, Msg: "YAML: " + msg}
+	if slices.Contains(yamlParserErrors, msg) || line == 0 {
+		line++
+	}
+	col := 1
+	if name, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
+		if i := bytes.Index(raw, []byte("*"+strings.TrimSuffix(name, "' referenced"))); i >= 0 {
+			line = 1 + bytes.Count(raw[:i], []byte("\n"))
+			col = 1 + utf8.RuneCount(raw[bytes.LastIndexByte(raw[:i], '\n')+1:i])
+		}
+	}
+	return &SpecError{Pos: Pos{File: file, Line: line, Col: col}, Msg: "YAML: " + msg}
+}
+
+// yamlParserErrors are the messages of yaml.v3's parser (as opposed to its
+// scanner): their line numbers count from 0.
+var yamlParserErrors = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found undefined tag handle",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
 }
 
 func (d *decoder) input(n *yaml.Node) Input {
@@ -270,7 +308,9 @@ func (d *decoder) input(n *yaml.Node) Input {
 	if f, ok := fs["start"]; ok {
 		v := resolve(f.val)
 		st, err := ParseStart(v.Value)
-		if v.Kind != yaml.ScalarNode || err != nil {
+		if v.Kind != yaml.ScalarNode {
+			d.errorf(v, "earliest, latest, 42, or 2026-11-28T09:00:00Z", "input.start: want a start position, got %s", kindName(v))
+		} else if err != nil {
 			d.errorf(v, "earliest, latest, 42, or 2026-11-28T09:00:00Z", "input.start: %q is not a start position", v.Value)
 		}
 		in.Start = st
@@ -432,11 +472,15 @@ func (d *decoder) stages(n *yaml.Node) []*Stage {
 			d.errorf(item, "each stage is a mapping like - filter: 'EXPR'", "stage: want a mapping, got %s", kindName(item))
 			continue
 		}
+		before := len(d.errs)
 		fs := d.fields(item, "stage")
 		var kind string
 		var kf field
-		for k, f := range fs {
-			if k == "name" || k == "on_error" {
+		// In file order, so that which of two kinds is reported is stable.
+		for i := 0; i+1 < len(item.Content); i += 2 {
+			k := item.Content[i].Value
+			f, ok := fs[k]
+			if !ok || f.key != item.Content[i] || k == "name" || k == "on_error" {
 				continue
 			}
 			if _, ok := stageKinds[k]; !ok {
@@ -450,20 +494,22 @@ func (d *decoder) stages(n *yaml.Node) []*Stage {
 			kind, kf = k, f
 		}
 		if kind == "" {
-			if len(d.errs) == 0 || d.errs[len(d.errs)-1].Pos.Line < item.Line {
+			if len(d.errs) == before { // else an unknown kind was reported
 				d.errorf(item, "known kinds: "+strings.Join(KindNames(), ", "), "stage: no stage kind")
 			}
 			continue
 		}
 		counts[kind]++
 		st := &Stage{Kind: kind, Name: fmt.Sprintf("%s#%d", kind, counts[kind]), Pos: d.pos(kf.key)}
+		dupAt, dupHint := kf.key, "give it a name: field"
 		if f, ok := fs["name"]; ok {
 			if name, ok := d.nonEmpty(f.val, "stage name"); ok {
 				st.Name = name
+				dupAt, dupHint = f.val, "stage names must be unique"
 			}
 		}
 		if names[st.Name] {
-			d.errorf(kf.key, "give it a name: field", "stage: a second stage named %q", st.Name)
+			d.errorf(dupAt, dupHint, "stage: a second stage named %q", st.Name)
 		}
 		names[st.Name] = true
 		if f, ok := fs["on_error"]; ok {
@@ -488,12 +534,16 @@ func (d *decoder) checkRoutes(s *Spec, outPos Pos) {
 	}
 	routed := map[string]bool{}
 	lastRoute := -1
+	incomplete := false // a route stage with errors: its cases are unknown
 	for i, st := range s.Stages {
+		if st.Kind == "route" {
+			lastRoute = i
+		}
 		r, ok := st.proc.(*routeStage)
 		if !ok {
+			incomplete = incomplete || st.Kind == "route"
 			continue
 		}
-		lastRoute = i
 		for _, c := range r.cases {
 			routed[c.name] = true
 			if len(outputs) > 0 && !outputs[c.name] {
@@ -510,7 +560,7 @@ func (d *decoder) checkRoutes(s *Spec, outPos Pos) {
 			Hint: "name it default: TOPIC, or add a route stage"})
 	}
 	for _, o := range s.Outputs {
-		if o.Name != "default" && !routed[o.Name] {
+		if o.Name != "default" && !routed[o.Name] && !incomplete {
 			d.errs = append(d.errs, &SpecError{Pos: o.pos, Msg: fmt.Sprintf("output %q: no route sends records to it", o.Name),
 				Hint: "add it to a route stage, or remove it"})
 		}
