@@ -186,7 +186,9 @@ func TestEndToEndKillAndRestart(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	stats := new(pipelines.Stats)
 	first := make(chan error, 1)
-	go func() { first <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}, Stats: stats}) }()
+	go func() {
+		first <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}, Stats: stats})
+	}()
 	// Stop it abruptly once a good part of the output is there.
 	waitFor(t, time.Minute, "30% of the output", func() bool {
 		return len(out.snapshot("big_clicks"))+len(out.snapshot("small_clicks")) >= (len(wantBig)+len(wantSmall))*3/10
