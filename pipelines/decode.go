@@ -265,6 +265,15 @@ func (d *decoder) scalarPos(n *yaml.Node, off int) Pos {
 	single := n.Style&yaml.SingleQuotedStyle != 0
 	double := n.Style&yaml.DoubleQuotedStyle != 0
 	ln, c := n.Line-1, n.Column-1
+	// The node starts at its anchor or tag, if any: skip them.
+	for first := []rune(lines[ln]); c < len(first) && (first[c] == '&' || first[c] == '!'); {
+		for c < len(first) && first[c] != ' ' && first[c] != '\t' {
+			c++
+		}
+		for c < len(first) && (first[c] == ' ' || first[c] == '\t') {
+			c++
+		}
+	}
 	if single || double {
 		c++ // the opening quote
 	}

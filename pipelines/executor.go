@@ -47,6 +47,8 @@ type RunOptions struct {
 // Stats are a running pipeline's counters, safe to read concurrently.
 type Stats struct {
 	In, Out, Filtered, Failed, Lag, Batches atomic.Int64
+	// Committed counts input records whose offsets are committed.
+	Committed atomic.Int64
 }
 
 // Run runs the pipeline until ctx is done (returning nil) or it fails. It
@@ -97,6 +99,10 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	case StartTime:
 		reset = kgo.NewOffset().AfterMilli(s.Input.Start.Time.UnixMilli())
 	}
+	r := &runner{spec: s, log: log, m: m, st: st, chain: newChain(s.Stages), outTopic: map[string]string{}}
+	for _, out := range s.Outputs {
+		r.outTopic[out.Name] = out.Topic
+	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.ClientID("weir-pipeline-"+s.Name),
@@ -108,43 +114,98 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(outputPartitioner{keyed: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerLinger(0),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordDeliveryTimeout(30*time.Second),
+		// A member that died is replaced after 10 s, not Kafka's 45 s.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(time.Second),
 		kgo.FetchMaxWait(250*time.Millisecond),
+		// Partitions leaving in a rebalance: their batch in flight is
+		// acknowledged and committed first, by this member.
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+			if b := r.takeInflight(); b != nil {
+				if err := r.finish(ctx, b); err != nil {
+					r.log.Warn("committing the batch in flight at a rebalance", "err", err)
+				}
+			}
+		}),
 	)
 	if err != nil {
 		return fmt.Errorf("pipelines: %s: %w", s.Name, err)
 	}
+	r.cl = cl
 	defer cl.Close()
-	r := &runner{spec: s, cl: cl, log: log, m: m, st: st, chain: newChain(s.Stages), outTopic: map[string]string{}}
-	for _, out := range s.Outputs {
-		r.outTopic[out.Name] = out.Topic
-	}
 	log.Info("pipeline started", "group", s.Input.Group, "inputs", s.Input.Topics, "stages", len(s.Stages))
 	defer log.Info("pipeline stopped")
+	// While one batch's outputs are being acknowledged and its offsets
+	// committed, the next batch is read and processed: at most two
+	// batches are held. A stop (ctx done) still finishes the batches
+	// already written: their acknowledgements are awaited and their
+	// offsets committed with a context of their own.
+	finishCtx := context.WithoutCancel(ctx)
+	finishInflight := func() error {
+		if b := r.takeInflight(); b != nil {
+			fctx, cancel := context.WithTimeout(finishCtx, 45*time.Second)
+			defer cancel()
+			return r.finish(fctx, b)
+		}
+		return nil
+	}
 	for {
-		fetches := cl.PollRecords(ctx, s.Batch.Records)
+		// With a batch in flight, wait for more records only briefly: an
+		// idle input must not leave the last batch uncommitted.
+		pollCtx, cancelPoll := ctx, context.CancelFunc(func() {})
+		if r.hasInflight() {
+			pollCtx, cancelPoll = context.WithTimeout(ctx, 20*time.Millisecond)
+		}
+		fetches := cl.PollRecords(pollCtx, s.Batch.Records)
+		idle := pollCtx.Err() != nil && ctx.Err() == nil
+		cancelPoll()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
+			err := finishInflight()
 			cl.AllowRebalance()
-			return nil
+			return err
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				log.Warn("fetch", "topic", t, "partition", p, "err", err)
-				if !kerr.IsRetriable(err) && fetchErr == nil {
-					fetchErr = fmt.Errorf("pipelines: %s: reading %s/%d: %w", s.Name, t, p, err)
-				}
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			log.Warn("fetch", "topic", t, "partition", p, "err", err)
+			if !kerr.IsRetriable(err) && fetchErr == nil {
+				fetchErr = fmt.Errorf("pipelines: %s: reading %s/%d: %w", s.Name, t, p, err)
 			}
 		})
 		if fetchErr != nil {
+			finishInflight()
 			cl.AllowRebalance()
 			return fetchErr
 		}
-		err := r.batch(ctx, fetches)
+		if idle && fetches.NumRecords() == 0 {
+			err := finishInflight()
+			cl.AllowRebalance()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		cur, halted := r.start(ctx, fetches)
+		err := finishInflight()
+		r.setInflight(cur)
+		if err == nil && halted != nil && ctx.Err() != nil && !errors.Is(halted, ErrHalted) {
+			// Stopped mid-batch (a retry's backoff): keep what is done.
+			err = finishInflight()
+			cl.AllowRebalance()
+			return err
+		}
+		if err == nil && halted != nil {
+			// Write and commit what came before the halting record.
+			if err = finishInflight(); err == nil {
+				err = halted
+			}
+		}
 		cl.AllowRebalance()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
 	}
@@ -160,6 +221,65 @@ type runner struct {
 	outTopic map[string]string
 	in       []sdk.Record
 	lastCnt  []stageCount
+
+	mu       sync.Mutex
+	inflight *batchInFlight // written, not yet acknowledged and committed
+}
+
+// batchInFlight is a processed batch whose outputs are on their way.
+type batchInFlight struct {
+	start     time.Time
+	pending   sync.WaitGroup
+	mu        sync.Mutex
+	firstErr  error
+	outCount  map[string]int64
+	commit    []*kgo.Record
+	committed int64
+}
+
+func (r *runner) takeInflight() *batchInFlight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.inflight
+	r.inflight = nil
+	return b
+}
+
+func (r *runner) hasInflight() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight != nil
+}
+
+func (r *runner) setInflight(b *batchInFlight) {
+	r.mu.Lock()
+	r.inflight = b
+	r.mu.Unlock()
+}
+
+// finish waits until every output and dead letter of b is acknowledged,
+// then commits b's input offsets.
+func (r *runner) finish(ctx context.Context, b *batchInFlight) error {
+	b.pending.Wait()
+	b.mu.Lock()
+	err := b.firstErr
+	b.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: writing outputs: %w", r.spec.Name, err)
+	}
+	for name, n := range b.outCount {
+		r.m.out.WithLabelValues(r.spec.Name, name).Add(float64(n))
+		r.st.Out.Add(n)
+	}
+	if len(b.commit) > 0 {
+		if err := r.cl.CommitRecords(ctx, b.commit...); err != nil {
+			return fmt.Errorf("pipelines: %s: committing offsets: %w", r.spec.Name, err)
+		}
+	}
+	r.m.batch.WithLabelValues(r.spec.Name).Observe(time.Since(b.start).Seconds())
+	r.st.Batches.Add(1)
+	r.st.Committed.Add(b.committed)
+	return nil
 }
 
 // finalFailure is a failed input after retries: the policy that applies.
@@ -168,31 +288,26 @@ type finalFailure struct {
 	policy Policy
 }
 
-// batch processes one poll's records, partition by partition, writes
-// everything, waits for the acknowledgements and commits.
-func (r *runner) batch(ctx context.Context, fetches kgo.Fetches) error {
-	start := time.Now()
-	var (
-		mu       sync.Mutex
-		firstErr error
-		pending  sync.WaitGroup
-		outCount = map[string]int64{}
-	)
+// start processes one poll's records, partition by partition, and
+// writes the outputs and dead letters; finish waits for them and commits.
+// halted is set when a record failed under the halt policy: the batch
+// then ends before it.
+func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlight, halted error) {
+	b = &batchInFlight{start: time.Now(), outCount: map[string]int64{}}
+	pending := &b.pending
 	promise := func(name string) func(*kgo.Record, error) {
 		return func(_ *kgo.Record, err error) {
-			mu.Lock()
-			if err != nil && firstErr == nil {
-				firstErr = err
+			b.mu.Lock()
+			if err != nil && b.firstErr == nil {
+				b.firstErr = err
 			}
 			if err == nil && name != "" {
-				outCount[name]++
+				b.outCount[name]++
 			}
-			mu.Unlock()
+			b.mu.Unlock()
 			pending.Done()
 		}
 	}
-	var commit []*kgo.Record
-	var halted error
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if halted != nil || len(p.Records) == 0 {
 			return
@@ -236,7 +351,7 @@ func (r *runner) batch(ctx context.Context, fetches kgo.Fetches) error {
 			// Dead letters of earlier inputs go first: one partition's
 			// records keep their order across outputs and errors.
 			for fi < len(fails) && fails[fi].Source < o.Source {
-				r.deadLetter(fails[fi], p.Partition, &pending, promise)
+				r.deadLetter(fails[fi], p.Partition, pending, promise)
 				fi++
 			}
 			produced[o.Source] = true
@@ -250,10 +365,11 @@ func (r *runner) batch(ctx context.Context, fetches kgo.Fetches) error {
 				kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 			}
 			pending.Add(1)
-			r.cl.Produce(ctx, kr, promise(name))
+			// Not ctx: a stop lets the batch in flight finish.
+			r.cl.Produce(context.WithoutCancel(ctx), kr, promise(name))
 		}
 		for ; fi < len(fails) && fails[fi].Source < limit; fi++ {
-			r.deadLetter(fails[fi], p.Partition, &pending, promise)
+			r.deadLetter(fails[fi], p.Partition, pending, promise)
 		}
 		failedSet := map[int]bool{}
 		for _, f := range fails {
@@ -268,29 +384,13 @@ func (r *runner) batch(ctx context.Context, fetches kgo.Fetches) error {
 		r.m.filtered.WithLabelValues(r.spec.Name).Add(float64(filtered))
 		r.st.Filtered.Add(filtered)
 		if limit > 0 {
-			commit = append(commit, p.Records[limit-1])
+			b.commit = append(b.commit, p.Records[limit-1])
+			b.committed += int64(limit)
 		}
 		lag := max(p.HighWatermark-(p.Records[len(p.Records)-1].Offset+1), 0)
 		r.m.lag.WithLabelValues(r.spec.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
 		r.st.Lag.Store(lag)
 	})
-	// Every output and dead letter acknowledged, or nothing is committed.
-	pending.Wait()
-	mu.Lock()
-	err := firstErr
-	mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("pipelines: %s: writing outputs: %w", r.spec.Name, err)
-	}
-	for name, n := range outCount {
-		r.m.out.WithLabelValues(r.spec.Name, name).Add(float64(n))
-		r.st.Out.Add(n)
-	}
-	if len(commit) > 0 {
-		if err := r.cl.CommitRecords(ctx, commit...); err != nil {
-			return fmt.Errorf("pipelines: %s: committing offsets: %w", r.spec.Name, err)
-		}
-	}
 	for i, c := range r.chain.counts {
 		var last stageCount
 		if i < len(r.lastCnt) {
@@ -301,9 +401,7 @@ func (r *runner) batch(ctx context.Context, fetches kgo.Fetches) error {
 		r.m.stageOut.WithLabelValues(r.spec.Name, name).Add(float64(c.out - last.out))
 	}
 	r.lastCnt = append(r.lastCnt[:0], r.chain.counts...)
-	r.m.batch.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
-	r.st.Batches.Add(1)
-	return halted
+	return b, halted
 }
 
 // process runs in through the chain, retries the failures whose policy

@@ -131,7 +131,7 @@ func (d *decoder) compile(n *yaml.Node, what string, boolean bool, slots *slotTa
 		d.exprError(n, what, src, err, boolean)
 		return nil, false
 	}
-	prog := &program{src: src, p: p}
+	prog := &program{src: joinLines(src), p: p}
 	node := p.Node()
 	ast.Walk(&node, useVisitor{&prog.use})
 	if prog.use.value {
@@ -248,14 +248,36 @@ func (e *evaluator) run(p *program) (any, error) {
 }
 
 // oneLine drops expr-lang's source snippet from a run-time error: the
-// error travels in a dead letter's header and a log line.
+// error travels in a dead letter's header and a log line. Line breaks in
+// the message itself (it may quote the record: "invalid date a\nb") are
+// escaped.
 func oneLine(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return fmt.Errorf("%s (at column %d)", fe.Message, fe.Column+1)
+		if fe.Line > 1 {
+			return fmt.Errorf("%s (at line %d, column %d)", lineBreaks.Replace(fe.Message), fe.Line, fe.Column+1)
+		}
+		return fmt.Errorf("%s (at column %d)", lineBreaks.Replace(fe.Message), fe.Column+1)
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return errors.New(msg)
+	return errors.New(lineBreaks.Replace(msg))
+}
+
+var lineBreaks = strings.NewReplacer("\n", `\n`, "\r", `\r`)
+
+// joinLines is an expression written over several lines on one, for
+// summaries and errors.
+func joinLines(src string) string {
+	if !strings.ContainsAny(src, "\r\n") {
+		return src
+	}
+	var parts []string
+	for _, l := range strings.FieldsFunc(src, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // decodeValue is a value as expressions see it: JSON decoded when it is

@@ -17,6 +17,16 @@ const maxScanDepth = 512
 
 type span struct{ start, end int }
 
+// strStop marks the bytes a string scan must stop at: the closing quote,
+// a backslash and the control characters JSON forbids in strings.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // scanner is reused from record to record.
 type scanner struct {
 	b     []byte
@@ -198,6 +208,13 @@ func (s *scanner) array(i int) (int, bool) {
 func (s *scanner) str(i int) (end int, escaped, ok bool) {
 	b := s.b
 	for i++; i < len(b); i++ {
+		// Most bytes of a string need no look: skip them in a tight loop.
+		for i < len(b) && !strStop[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, escaped, true

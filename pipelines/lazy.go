@@ -28,7 +28,8 @@ func valuePaths(root ast.Node) ([][]string, bool) {
 		case *ast.MemberNode:
 			members = append(members, x)
 		case *ast.IdentifierNode:
-			if x.Value == "value" {
+			// $env (as in $env.value.x) reads value past the paths: whole.
+			if x.Value == "value" || x.Value == "$env" {
 				idents = append(idents, x)
 			}
 		}

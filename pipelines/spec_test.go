@@ -226,6 +226,13 @@ func TestParseErrors(t *testing.T) {
 			[]wantErr{{"p.yaml:5:44", `unexpected token Operator(">")`, "fields"}}},
 		{"expr syntax, flow mapping", head + "stages: [{name: z, filter: 'value.x >> 1'}]\n",
 			[]wantErr{{"p.yaml:4:38", `unexpected token Operator(">")`, "fields"}}},
+		{"expr syntax, with a tag and an anchor", head + "stages:\n  - filter: !!str value.x >> 1\n  - filter: &e 'value.x >> 1'\n",
+			[]wantErr{
+				{"p.yaml:5:28", `unexpected token Operator(">")`, "fields"},
+				{"p.yaml:6:26", `unexpected token Operator(">")`, "fields"},
+			}},
+		{"expr syntax, double-quoted with an escaped line break", head + "stages:\n  - filter: \"\\x41 >> 1 &&\\\n      value.x >> 1\"\n",
+			[]wantErr{{"p.yaml:5:20", `unexpected token Operator(">")`, "fields"}}},
 		{"expr unexpected end", head + "stages:\n  - key: 'value.x +'\n",
 			[]wantErr{{"p.yaml:5:19", "key: unexpected token EOF", "fields"}}},
 		{"filter not boolean", head + "stages:\n  - filter: '1 + 2'\n",
@@ -645,5 +652,30 @@ func TestLoad(t *testing.T) {
 	}
 	if want := path + `:4:1: pipeline: unknown field "stagse" (hint: did you mean "stages"?)`; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// Which of two kinds in one stage is reported does not depend on map
+// iteration order.
+func TestParseTwoKindsStable(t *testing.T) {
+	src := head + "stages:\n  - route: {a: 'true'}\n    key: value\n    filter: 'true'\n    map: value\n"
+	var first string
+	for i := range 30 {
+		_, err := Parse("p.yaml", []byte(src))
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		if i == 0 {
+			first = err.Error()
+			continue
+		}
+		if err.Error() != first {
+			t.Fatalf("run %d:\n%v\nrun 0:\n%s", i, err, first)
+		}
+	}
+	for _, want := range []string{`p.yaml:6:5: stage: both "route" and "key"`, `p.yaml:7:5: stage: both "route" and "filter"`, `p.yaml:8:5: stage: both "route" and "map"`} {
+		if !strings.Contains(first, want) {
+			t.Errorf("errors lack %q:\n%s", want, first)
+		}
 	}
 }

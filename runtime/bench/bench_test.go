@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/pipelines"
 	"github.com/weirstream/weir/runtime/server"
 )
 
@@ -116,5 +117,34 @@ func TestProduceSyncPlainConnection(t *testing.T) {
 		if _, err := Produce(ctx, bad); err == nil {
 			t.Errorf("--sync with %+v accepted", bad)
 		}
+	}
+}
+
+// TestPipelineBench runs the default pipeline over a small fill and checks
+// the counts add up: every record either written out or filtered.
+func TestPipelineBench(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	spec, err := pipelines.Parse("bench.yaml", []byte(DefaultPipelineSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Pipeline(ctx, PipelineOptions{Spec: spec, Records: 20000, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Record i has the value of PipelineRecord(i % 4096): NZ when that is
+	// a multiple of 4, and amount = (i % 4096) % 2000.
+	var want int64
+	for i := range int64(20000) {
+		if j := i % 4096; j%4 == 0 && j%2000 > 100 {
+			want++
+		}
+	}
+	if res.Records != 20000 || res.Outputs != want || res.Filtered != 20000-want || res.Errored != 0 {
+		t.Fatalf("%+v, want %d outputs", res, want)
+	}
+	if res.ProduceRate <= 0 || res.PipelineRate <= 0 || res.RatioToProduce <= 0 {
+		t.Fatalf("rates not measured: %+v", res)
 	}
 }

@@ -131,12 +131,16 @@ func (h *pipelineHost) sync() {
 		h.mu.Lock()
 		cur := h.byFile[file]
 		h.mu.Unlock()
-		if cur != nil && (cur.version == version || cur.refused(version)) {
+		if cur != nil && cur.version == version {
+			cur.clearRefusal() // a refused change was reverted
+			continue
+		}
+		if cur != nil && cur.refused(version) {
 			continue
 		}
 		spec, err := pipelines.Parse(file, raw)
 		if err != nil {
-			if cur != nil && cur.state != "invalid" {
+			if cur != nil && cur.getState() != "invalid" {
 				h.log.Error("pipeline change refused: the running version carries on", "file", file, "err", err)
 				cur.refuse(version, err)
 				continue
@@ -244,6 +248,20 @@ func (p *hostedPipeline) refuse(version string, err error) {
 	defer p.mu.Unlock()
 	p.badChange = version
 	p.lastErr = "change refused: " + err.Error()
+}
+
+func (p *hostedPipeline) clearRefusal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.badChange != "" {
+		p.badChange, p.lastErr = "", ""
+	}
+}
+
+func (p *hostedPipeline) getState() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
 }
 
 func (p *hostedPipeline) refused(version string) bool {

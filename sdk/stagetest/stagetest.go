@@ -153,7 +153,19 @@ func checkBatch(t *testing.T, s Stage, p sdk.Processor, in []sdk.Record) {
 	}
 	slices.Sort(gotFailed)
 	if !slices.Equal(gotFailed, wantFailed) {
-		t.Fatalf("failed inputs %v, want %v", gotFailed, wantFailed)
+		// Name the first input the stage and the model disagree on.
+		i := 0
+		for i < len(gotFailed) && i < len(wantFailed) && gotFailed[i] == wantFailed[i] {
+			i++
+		}
+		first, verdict := 0, ""
+		switch {
+		case i == len(wantFailed) || i < len(gotFailed) && gotFailed[i] < wantFailed[i]:
+			first, verdict = gotFailed[i], "the stage failed it, the model did not"
+		default:
+			first, verdict = wantFailed[i], "the model fails it, the stage did not"
+		}
+		t.Fatalf("failed inputs %s, want %s: input %d %s: %s", brief(gotFailed), brief(wantFailed), first, show(orig[first]), verdict)
 	}
 	if len(res.Out) != len(want) {
 		t.Fatalf("%d outputs from %d inputs, want %d", len(res.Out), len(in), len(want))
@@ -164,6 +176,14 @@ func checkBatch(t *testing.T, s Stage, p sdk.Processor, in []sdk.Record) {
 			t.Fatalf("output %d: source %d %s, want source %d %s", i, g.Source, show(g.Record), w.Source, show(w.Record))
 		}
 	}
+}
+
+// brief prints a list of input indexes, the first 20 of a long one.
+func brief(l []int) string {
+	if len(l) <= 20 {
+		return fmt.Sprint(l)
+	}
+	return fmt.Sprintf("%v... (%d in all)", l[:20], len(l))
 }
 
 func sameRecord(a, b sdk.Record) bool {
