@@ -70,4 +70,3 @@ is started in a temporary directory.`,
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	return cmd
 }
-
