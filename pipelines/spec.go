@@ -151,7 +151,7 @@ type Stage struct {
 }
 
 // DefaultBatchRecords is the default BatchLimits.Records.
-const DefaultBatchRecords = 1000
+const DefaultBatchRecords = 10000
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
 

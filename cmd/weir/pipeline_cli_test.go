@@ -171,7 +171,7 @@ func testPipelineOffline(t *testing.T, bin string) {
 		for _, re := range []string{
 			`(?m)^pipeline orders \(` + regexp.QuoteMeta(good) + `\)$`,
 			`input: +topics orders, consumer group weir-pipeline-orders, start earliest`,
-			`batches: +up to 1000 records`,
+			`batches: +up to 10000 records`,
 			`on error: dead_letter to orders\.dlq`,
 			`stage 1 +filter#1 +filter: keep records where value\.amount > 100`,
 			`stage 2 +map#1 +map: value = \{"id": value\.id, "big": value\.amount > 1000\}`,

@@ -21,7 +21,6 @@ input: {topics: [bench-clicks]}
 stages:
   - filter: 'value.country == "NZ" && value.amount > 100'
 output: bench-clicks-nz
-batch: {max_records: 10000}
 `
 
 // PipelineOptions describe `weir bench pipeline`.
