@@ -94,6 +94,8 @@ second on stderr; --json prints the result for machines.`,
 	workload := []*cobra.Command{run("produce", bench.Produce), run("consume", bench.Consume), run("roundtrip", bench.Roundtrip)}
 	cmd.AddCommand(workload...)
 	cmd.AddCommand(newBenchCompareCmd())
+	cmd.AddCommand(newBenchPipelineCmd())
+	cmd.AddCommand(newBenchScaleCmd())
 	for _, c := range workload {
 		addWorkloadFlags(c.Flags(), &o, &brokers, &size, &batch, &asJSON, &quiet)
 		if c.Name() == "produce" {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirstream/weir/core/commitlog"
@@ -59,10 +60,12 @@ type Broker struct {
 	log      *slog.Logger
 	defaults map[string]string
 
-	mu       sync.RWMutex // guards topics, deleting and closed
+	mu       sync.RWMutex // guards topics, deleting, creating and closed
 	topics   map[string]*topic
-	deleting map[string]bool // names whose directories DeleteTopic is still removing
+	deleting map[string]bool          // names whose directories DeleteTopic is still removing
+	creating map[string]chan struct{} // names whose partitions createTopic is opening; closed when it is done
 	closed   bool
+	creates  sync.WaitGroup // createTopic calls in progress; Add under mu while !closed
 
 	pidMu   sync.Mutex
 	pidNext int64 // next producer id to hand out
@@ -105,7 +108,7 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.RetentionCheckInterval == 0 {
 		cfg.RetentionCheckInterval = 5 * time.Minute
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, log: cfg.Logger, topics: map[string]*topic{}, deleting: map[string]bool{}, notifyCh: make(chan struct{}), stop: make(chan struct{})}
+	b := &Broker{cfg: cfg, fs: cfg.FS, log: cfg.Logger, topics: map[string]*topic{}, deleting: map[string]bool{}, creating: map[string]chan struct{}{}, notifyCh: make(chan struct{}), stop: make(chan struct{})}
 	b.defaults = mergeConfigs(DefaultTopicConfigs, cfg.TopicDefaults)
 	if _, _, err := b.logOptionsFor(nil); err != nil {
 		return nil, fmt.Errorf("broker: topic defaults: %w", err)
@@ -164,19 +167,72 @@ func (b *Broker) loadTopic(name string) error {
 	if err := json.Unmarshal(raw, &ti); err != nil || ti.Name != name || ti.Partitions < 1 {
 		return fmt.Errorf("broker: topic %s: bad topic.json: %v", name, err)
 	}
-	t := &topic{TopicInfo: ti}
-	for p := int32(0); p < ti.Partitions; p++ {
-		part, err := openPartition(b, name, p, ti.Configs)
-		if err != nil {
-			for _, q := range t.parts {
-				q.close()
-			}
-			return err
-		}
-		t.parts = append(t.parts, part)
+	parts, err := b.openPartitions(name, 0, ti.Partitions, ti.Configs)
+	if err != nil {
+		return err
 	}
-	b.topics[name] = t
+	b.topics[name] = &topic{TopicInfo: ti, parts: parts}
 	return nil
+}
+
+// partitionWorkers is how many partitions are opened or closed at once.
+// Each costs a few fsyncs of its own files; run side by side they share the
+// device's queue and the filesystem's journal commits instead of waiting in
+// line (10,000 partitions took 10-18 s to create and 23 s to close one at a
+// time on a disk with 1.6 ms fsyncs).
+const partitionWorkers = 16
+
+// forEachPartition calls fn(i) for i in [0, n) on up to partitionWorkers
+// goroutines and returns the first error; after an error no new calls start.
+func forEachPartition(n int, fn func(i int) error) error {
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	for range min(n, partitionWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n && !failed(); i = int(next.Add(1) - 1) {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// openPartitions opens partitions [from, to) of a topic concurrently. On an
+// error it closes those it opened and returns the error.
+func (b *Broker) openPartitions(name string, from, to int32, configs map[string]string) ([]*partition, error) {
+	parts := make([]*partition, to-from)
+	err := forEachPartition(len(parts), func(i int) error {
+		p, err := openPartition(b, name, from+int32(i), configs)
+		parts[i] = p
+		return err
+	})
+	if err != nil {
+		for _, p := range parts {
+			if p != nil {
+				p.close()
+			}
+		}
+		return nil, err
+	}
+	return parts, nil
 }
 
 // logOptionsFor validates a topic's overrides over the broker defaults and
@@ -224,15 +280,17 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 		return TopicInfo{}, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return TopicInfo{}, ErrClosed
 	}
-	if _, ok := b.topics[name]; ok {
+	if _, ok := b.topics[name]; ok || b.creating[name] != nil {
+		b.mu.Unlock()
 		return TopicInfo{}, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
 	if b.deleting[name] {
 		// Its old directories are still there: a new topic would open them.
+		b.mu.Unlock()
 		return TopicInfo{}, fmt.Errorf("%w: %s is being deleted", ErrTopicExists, name)
 	}
 	ti := TopicInfo{Name: name, Partitions: partitions, Configs: maps.Clone(configs), Internal: internal}
@@ -240,30 +298,43 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 		ti.Configs = map[string]string{}
 	}
 	if _, err := rand.Read(ti.ID[:]); err != nil {
+		b.mu.Unlock()
 		return TopicInfo{}, err
 	}
 	if validateOnly {
+		b.mu.Unlock()
 		return ti, nil
 	}
-	t := &topic{TopicInfo: ti}
-	fail := func(err error) (TopicInfo, error) {
-		for _, p := range t.parts {
-			p.close()
+	// The partitions are opened without the broker's lock, which every
+	// produce, fetch and metadata request takes to find its topic: a
+	// thousand partitions take seconds of fsyncs to create. The name stays
+	// reserved meanwhile, and Close waits for the creation to finish.
+	created := make(chan struct{})
+	b.creating[name] = created
+	b.creates.Add(1)
+	b.mu.Unlock()
+	defer b.creates.Done()
+	parts, err := b.openPartitions(name, 0, partitions, configs)
+	if err == nil {
+		if err = b.writeTopicInfo(ti); err != nil {
+			for _, p := range parts {
+				p.close()
+			}
 		}
+	}
+	if err != nil {
 		vfs.RemoveAll(b.fs, b.topicDir(name))
+		b.mu.Lock()
+		delete(b.creating, name)
+		b.mu.Unlock()
+		close(created)
 		return TopicInfo{}, fmt.Errorf("broker: create topic %s: %w", name, err)
 	}
-	for p := int32(0); p < partitions; p++ {
-		part, err := openPartition(b, name, p, configs)
-		if err != nil {
-			return fail(err)
-		}
-		t.parts = append(t.parts, part)
-	}
-	if err := b.writeTopicInfo(ti); err != nil {
-		return fail(err)
-	}
-	b.topics[name] = t
+	b.mu.Lock()
+	delete(b.creating, name)
+	b.topics[name] = &topic{TopicInfo: ti, parts: parts}
+	b.mu.Unlock()
+	close(created)
 	b.log.Info("created topic", "topic", name, "partitions", partitions, "configs", configs)
 	return ti, nil
 }
@@ -382,6 +453,12 @@ func (b *Broker) Topic(name string, autoCreate bool) (TopicInfo, error) {
 	ti, err := b.CreateTopic(name, 0, nil, false)
 	if err != nil && !errors.Is(err, ErrTopicExists) {
 		return TopicInfo{}, err
+	}
+	b.mu.RLock()
+	created := b.creating[name]
+	b.mu.RUnlock()
+	if created != nil {
+		<-created // another request is creating it
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -558,17 +635,28 @@ func (b *Broker) Close() error {
 	}
 	b.mu.Lock()
 	b.closed = true
-	topics := b.topics
 	b.mu.Unlock()
 	close(b.stop)
 	b.wg.Wait()
+	b.creates.Wait() // a creation in progress finishes and adds its topic
+	b.mu.RLock()
+	var parts []*partition
+	for _, t := range b.topics {
+		parts = append(parts, t.parts...)
+	}
+	b.mu.RUnlock()
+	// Every partition is closed, whatever the others report.
+	var mu sync.Mutex
 	var first error
-	for _, t := range topics {
-		for _, p := range t.parts {
-			if err := p.close(); err != nil && first == nil {
+	forEachPartition(len(parts), func(i int) error {
+		if err := parts[i].close(); err != nil {
+			mu.Lock()
+			if first == nil {
 				first = err
 			}
+			mu.Unlock()
 		}
-	}
+		return nil
+	})
 	return first
 }

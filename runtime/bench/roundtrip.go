@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -23,16 +25,23 @@ func Roundtrip(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	defer e.close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(o.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(100*time.Millisecond))
+	// The consumer starts at each partition's current end, resolved
+	// before anything is produced (a reset to "the end" resolved later
+	// could skip records produced meanwhile).
+	ends, err := e.adm.ListEndOffsets(ctx, o.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: end offsets of %s: %w", o.Topic, err)
+	}
+	start := map[string]map[int32]kgo.Offset{o.Topic: {}}
+	ends.Each(func(l kadm.ListedOffset) { start[o.Topic][l.Partition] = kgo.NewOffset().At(l.Offset) })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumePartitions(start), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		return Result{}, err
 	}
 	defer cl.Close()
-	// Make sure the consumer is positioned before producing.
-	if err := cl.Ping(ctx); err != nil {
-		return Result{}, err
-	}
 	r := newRecorder()
 	stop := make(chan struct{})
 	go r.progress(o.Progress, "roundtrip", stop)
@@ -79,7 +88,7 @@ func Roundtrip(ctx context.Context, o Options) (Result, error) {
 		binary.BigEndian.PutUint64(b, uint64(rec.Timestamp.UnixNano()))
 		rec.Headers = append(rec.Headers[:0], kgo.RecordHeader{Key: dueHeader, Value: b})
 	}
-	start := time.Now()
+	began := time.Now()
 	if _, err := produceLoad(ctx, e, &o, produced, stamp); err != nil {
 		return Result{}, err
 	}
@@ -87,7 +96,7 @@ func Roundtrip(ctx context.Context, o Options) (Result, error) {
 	for r.records.Load() < produced.records.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	elapsed := time.Since(start)
+	elapsed := time.Since(began)
 	cancel()
 	wg.Wait()
 	r.errors.Add(produced.errors.Load())
