@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirstream/weir/sdk"
 )
@@ -133,7 +134,7 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("pipelines: %s: %w", s.Name, err)
 	}
-	r.cl = cl
+	r.cl, r.sink = cl, kgoSink{cl}
 	defer cl.Close()
 	log.Info("pipeline started", "group", s.Input.Group, "inputs", s.Input.Topics, "stages", len(s.Stages))
 	defer log.Info("pipeline stopped")
@@ -189,7 +190,7 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 			}
 			continue
 		}
-		cur, halted := r.start(ctx, fetches)
+		cur, halted := r.start(ctx, fromFetches(fetches))
 		err := finishInflight()
 		r.setInflight(cur)
 		if err == nil && halted != nil && ctx.Err() != nil && !errors.Is(halted, ErrHalted) {
@@ -219,6 +220,7 @@ type runner struct {
 	st       *Stats
 	chain    *chain
 	outTopic map[string]string
+	sink     sink
 	in       []sdk.Record
 	lastCnt  []stageCount
 
@@ -233,8 +235,35 @@ type batchInFlight struct {
 	mu        sync.Mutex
 	firstErr  error
 	outCount  map[string]int64
-	commit    []*kgo.Record
+	offsets   map[string]map[int32]int64 // next offset to read, per input partition
 	committed int64
+}
+
+// commit commits the group's offsets of the given partitions and checks
+// every partition's answer.
+func (r *runner) commit(ctx context.Context, offsets map[string]map[int32]int64) error {
+	eo := make(map[string]map[int32]kgo.EpochOffset, len(offsets))
+	for t, ps := range offsets {
+		eo[t] = make(map[int32]kgo.EpochOffset, len(ps))
+		for p, o := range ps {
+			eo[t][p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+		}
+	}
+	var err error
+	r.cl.CommitOffsetsSync(ctx, eo, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+		if cerr != nil {
+			err = cerr
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && err == nil {
+					err = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	return err
 }
 
 func (r *runner) takeInflight() *batchInFlight {
@@ -271,8 +300,8 @@ func (r *runner) finish(ctx context.Context, b *batchInFlight) error {
 		r.m.out.WithLabelValues(r.spec.Name, name).Add(float64(n))
 		r.st.Out.Add(n)
 	}
-	if len(b.commit) > 0 {
-		if err := r.cl.CommitRecords(ctx, b.commit...); err != nil {
+	if len(b.offsets) > 0 {
+		if err := r.commit(ctx, b.offsets); err != nil {
 			return fmt.Errorf("pipelines: %s: committing offsets: %w", r.spec.Name, err)
 		}
 	}
@@ -288,15 +317,70 @@ type finalFailure struct {
 	policy Policy
 }
 
-// start processes one poll's records, partition by partition, and
-// writes the outputs and dead letters; finish waits for them and commits.
-// halted is set when a record failed under the halt policy: the batch
-// then ends before it.
-func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlight, halted error) {
-	b = &batchInFlight{start: time.Now(), outCount: map[string]int64{}}
+// partBatch is one input partition's records of a batch, in offset order.
+type partBatch struct {
+	topic     string
+	partition int32
+	recs      []sdk.Record
+	hw        int64 // the partition's high watermark when read
+}
+
+// sink writes output records; done is called once each is acknowledged
+// (or failed). inPart is the input partition the record came from, which
+// places unkeyed records. flush is called at the end of each batch.
+type sink interface {
+	write(ctx context.Context, topic string, inPart int32, rec sdk.Record, done func(error))
+	flush(ctx context.Context)
+}
+
+// kgoSink writes through the franz-go client (the outputPartitioner places
+// records).
+type kgoSink struct{ cl *kgo.Client }
+
+func (k kgoSink) write(ctx context.Context, topic string, inPart int32, rec sdk.Record, done func(error)) {
+	kr := &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: inPart}
+	for _, h := range rec.Headers {
+		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	k.cl.Produce(ctx, kr, func(_ *kgo.Record, err error) { done(err) })
+}
+
+func (kgoSink) flush(context.Context) {}
+
+// fromFetches turns a poll's records into partition batches.
+func fromFetches(fetches kgo.Fetches) []partBatch {
+	var parts []partBatch
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		pb := partBatch{topic: p.Topic, partition: p.Partition, hw: p.HighWatermark, recs: make([]sdk.Record, 0, len(p.Records))}
+		for _, kr := range p.Records {
+			rec := sdk.Record{Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset}
+			if len(kr.Headers) > 0 {
+				rec.Headers = make([]sdk.Header, len(kr.Headers))
+				for i, h := range kr.Headers {
+					rec.Headers[i] = sdk.Header{Key: h.Key, Value: h.Value}
+				}
+			}
+			pb.recs = append(pb.recs, rec)
+		}
+		parts = append(parts, pb)
+	})
+	return parts
+}
+
+// start processes one batch, partition by partition, and writes the
+// outputs and dead letters; finish waits for them and commits. halted is
+// set when a record failed under the halt policy: the batch then ends
+// before it.
+func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight, halted error) {
+	b = &batchInFlight{start: time.Now(), outCount: map[string]int64{}, offsets: map[string]map[int32]int64{}}
 	pending := &b.pending
-	promise := func(name string) func(*kgo.Record, error) {
-		return func(_ *kgo.Record, err error) {
+	// Not ctx: a stop lets the batch in flight finish.
+	wctx := context.WithoutCancel(ctx)
+	done := func(name string) func(error) {
+		return func(err error) {
 			b.mu.Lock()
 			if err != nil && b.firstErr == nil {
 				b.firstErr = err
@@ -308,27 +392,17 @@ func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlig
 			pending.Done()
 		}
 	}
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if halted != nil || len(p.Records) == 0 {
-			return
+	for _, p := range parts {
+		if halted != nil || len(p.recs) == 0 {
+			break
 		}
-		r.in = r.in[:0]
-		for _, kr := range p.Records {
-			rec := sdk.Record{Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset}
-			if len(kr.Headers) > 0 {
-				rec.Headers = make([]sdk.Header, len(kr.Headers))
-				for i, h := range kr.Headers {
-					rec.Headers[i] = sdk.Header{Key: h.Key, Value: h.Value}
-				}
-			}
-			r.in = append(r.in, rec)
-		}
+		r.in = p.recs
 		r.m.in.WithLabelValues(r.spec.Name).Add(float64(len(r.in)))
 		r.st.In.Add(int64(len(r.in)))
 		outs, fails, err := r.process(ctx, r.in)
 		if err != nil {
 			halted = err
-			return
+			break
 		}
 		// A halt stops the partition at the failed record: the records
 		// before it are written and committed, it and those after are not.
@@ -337,7 +411,7 @@ func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlig
 			if f.policy.Kind == PolicyHalt {
 				limit = f.Source
 				halted = fmt.Errorf("%w: pipeline %s, stage %s, %s/%d offset %d: %v", ErrHalted, r.spec.Name, f.Stage.Name,
-					p.Topic, p.Partition, r.in[f.Source].Offset, f.Err)
+					p.topic, p.partition, r.in[f.Source].Offset, f.Err)
 				r.m.failed.WithLabelValues(r.spec.Name, f.Stage.Name, string(PolicyHalt)).Inc()
 				break
 			}
@@ -351,7 +425,7 @@ func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlig
 			// Dead letters of earlier inputs go first: one partition's
 			// records keep their order across outputs and errors.
 			for fi < len(fails) && fails[fi].Source < o.Source {
-				r.deadLetter(fails[fi], p.Partition, pending, promise)
+				r.deadLetter(wctx, fails[fi], p.partition, pending, done)
 				fi++
 			}
 			produced[o.Source] = true
@@ -359,17 +433,11 @@ func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlig
 			if name == "" {
 				name = "default"
 			}
-			kr := &kgo.Record{Topic: r.outTopic[name], Key: o.Record.Key, Value: o.Record.Value,
-				Timestamp: o.Record.Timestamp, Partition: p.Partition}
-			for _, h := range o.Record.Headers {
-				kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-			}
 			pending.Add(1)
-			// Not ctx: a stop lets the batch in flight finish.
-			r.cl.Produce(context.WithoutCancel(ctx), kr, promise(name))
+			r.sink.write(wctx, r.outTopic[name], p.partition, o.Record, done(name))
 		}
 		for ; fi < len(fails) && fails[fi].Source < limit; fi++ {
-			r.deadLetter(fails[fi], p.Partition, pending, promise)
+			r.deadLetter(wctx, fails[fi], p.partition, pending, done)
 		}
 		failedSet := map[int]bool{}
 		for _, f := range fails {
@@ -384,13 +452,17 @@ func (r *runner) start(ctx context.Context, fetches kgo.Fetches) (b *batchInFlig
 		r.m.filtered.WithLabelValues(r.spec.Name).Add(float64(filtered))
 		r.st.Filtered.Add(filtered)
 		if limit > 0 {
-			b.commit = append(b.commit, p.Records[limit-1])
+			if b.offsets[p.topic] == nil {
+				b.offsets[p.topic] = map[int32]int64{}
+			}
+			b.offsets[p.topic][p.partition] = r.in[limit-1].Offset + 1
 			b.committed += int64(limit)
 		}
-		lag := max(p.HighWatermark-(p.Records[len(p.Records)-1].Offset+1), 0)
-		r.m.lag.WithLabelValues(r.spec.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
+		lag := max(p.hw-(r.in[len(r.in)-1].Offset+1), 0)
+		r.m.lag.WithLabelValues(r.spec.Name, p.topic, strconv.Itoa(int(p.partition))).Set(float64(lag))
 		r.st.Lag.Store(lag)
-	})
+	}
+	r.sink.flush(wctx)
 	for i, c := range r.chain.counts {
 		var last stageCount
 		if i < len(r.lastCnt) {
@@ -471,7 +543,7 @@ func (r *runner) policyOf(st *Stage) Policy {
 
 // deadLetter writes a failed input to its dead-letter topic (or counts a
 // skip).
-func (r *runner) deadLetter(f finalFailure, partition int32, pending *sync.WaitGroup, promise func(string) func(*kgo.Record, error)) {
+func (r *runner) deadLetter(ctx context.Context, f finalFailure, partition int32, pending *sync.WaitGroup, done func(string) func(error)) {
 	r.m.failed.WithLabelValues(r.spec.Name, f.Stage.Name, string(f.policy.Kind)).Inc()
 	r.st.Failed.Add(1)
 	if f.policy.Kind == PolicySkip {
@@ -479,20 +551,17 @@ func (r *runner) deadLetter(f finalFailure, partition int32, pending *sync.WaitG
 		return
 	}
 	rec := r.in[f.Source]
-	kr := &kgo.Record{Topic: f.policy.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: partition}
-	for _, h := range rec.Headers {
-		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-	}
-	kr.Headers = append(kr.Headers,
-		kgo.RecordHeader{Key: HeaderPipeline, Value: []byte(r.spec.Name)},
-		kgo.RecordHeader{Key: HeaderStage, Value: []byte(f.Stage.Name)},
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(f.Err.Error())},
-		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
-		kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+	dl := sdk.Record{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp}
+	dl.Headers = append(slices.Clip(rec.Headers),
+		sdk.Header{Key: HeaderPipeline, Value: []byte(r.spec.Name)},
+		sdk.Header{Key: HeaderStage, Value: []byte(f.Stage.Name)},
+		sdk.Header{Key: HeaderError, Value: []byte(f.Err.Error())},
+		sdk.Header{Key: HeaderTopic, Value: []byte(rec.Topic)},
+		sdk.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
+		sdk.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
 	)
 	pending.Add(1)
-	r.cl.Produce(context.Background(), kr, promise(""))
+	r.sink.write(ctx, f.policy.Topic, partition, dl, done(""))
 }
 
 // outputPartitioner places keyed records by murmur2 (Kafka's default) and
