@@ -48,13 +48,21 @@ type outRec struct {
 // startBroker runs a weir node for the test.
 func startBroker(t *testing.T) string {
 	t.Helper()
+	addr, _ := startNode(t)
+	return addr
+}
+
+// startNode runs a weir node for the test and returns its address and
+// its broker for in-process pipelines.
+func startNode(t *testing.T) (string, pipelines.LocalBroker) {
+	t.Helper()
 	ctx := context.Background()
 	srv, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", HTTPAddr: "off", GroupInitialRebalanceDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv.KafkaAddr()
+	return srv.KafkaAddr(), srv.LocalBroker()
 }
 
 func loadSpec(t *testing.T, text string) *pipelines.Spec {
@@ -137,9 +145,17 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // the dead-letter topic with their provenance; and a second pipeline
 // chained on the first one's output.
 func TestEndToEndKillAndRestart(t *testing.T) {
+	t.Run("kafka protocol", func(t *testing.T) { testEndToEnd(t, false) })
+	t.Run("in process", func(t *testing.T) { testEndToEnd(t, true) })
+}
+
+func testEndToEnd(t *testing.T, inProcess bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	broker := startBroker(t)
+	broker, lb := startNode(t)
+	if !inProcess {
+		lb = nil
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("clicks"), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +203,7 @@ func TestEndToEndKillAndRestart(t *testing.T) {
 	stats := new(pipelines.Stats)
 	first := make(chan error, 1)
 	go func() {
-		first <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}, Stats: stats})
+		first <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}, Local: lb, Stats: stats})
 	}()
 	// Stop it abruptly once a good part of the output is there.
 	waitFor(t, time.Minute, "30% of the output", func() bool {
@@ -202,11 +218,20 @@ func TestEndToEndKillAndRestart(t *testing.T) {
 	// Restart, with the chained pipeline alongside.
 	runCtx, stop = context.WithCancel(ctx)
 	defer stop()
-	errs := make(chan error, 2)
-	go func() { errs <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}}) }()
+	errs := make(chan error, 3)
 	go func() {
-		errs <- pipelines.Run(runCtx, loadSpec(t, chainedSpec), pipelines.RunOptions{Brokers: []string{broker}})
+		errs <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}, Local: lb})
 	}()
+	go func() {
+		errs <- pipelines.Run(runCtx, loadSpec(t, chainedSpec), pipelines.RunOptions{Brokers: []string{broker}, Local: lb})
+	}()
+	// A second member of the same group (over the Kafka protocol) joins
+	// once the restarted one writes: the partitions are rebalanced between
+	// the two, usually while records flow.
+	waitFor(t, time.Minute, "the restarted pipeline to write", func() bool {
+		return len(out.snapshot("big_clicks"))+len(out.snapshot("small_clicks")) > (len(wantBig)+len(wantSmall))*4/10
+	})
+	go func() { errs <- pipelines.Run(runCtx, spec, pipelines.RunOptions{Brokers: []string{broker}}) }()
 	waitFor(t, 2*time.Minute, "every expected output", func() bool {
 		return len(distinct(t, out.snapshot("big_clicks"))) >= len(wantBig) &&
 			len(distinct(t, out.snapshot("small_clicks"))) >= len(wantSmall) &&
@@ -214,7 +239,7 @@ func TestEndToEndKillAndRestart(t *testing.T) {
 			len(out.snapshot("e2e.dlq")) >= len(poison)
 	})
 	stop()
-	for range 2 {
+	for range 3 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}

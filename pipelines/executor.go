@@ -43,6 +43,9 @@ type RunOptions struct {
 	Replay *Start
 	// Stats, when set, is kept up to date while the pipeline runs.
 	Stats *Stats
+	// Local, when set, is the broker of this process (one of Brokers):
+	// records are read from and written to it directly.
+	Local LocalBroker
 }
 
 // Stats are a running pipeline's counters, safe to read concurrently.
@@ -104,39 +107,71 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	for _, out := range s.Outputs {
 		r.outTopic[out.Name] = out.Topic
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
-		kgo.ClientID("weir-pipeline-"+s.Name),
+		kgo.ClientID("weir-pipeline-" + s.Name),
 		kgo.ConsumerGroup(s.Input.Group),
 		kgo.ConsumeTopics(s.Input.Topics...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(outputPartitioner{keyed: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.RecordDeliveryTimeout(30*time.Second),
+		kgo.RecordDeliveryTimeout(30 * time.Second),
 		// A member that died is replaced after 10 s, not Kafka's 45 s.
-		kgo.SessionTimeout(10*time.Second),
+		kgo.SessionTimeout(10 * time.Second),
 		kgo.HeartbeatInterval(time.Second),
-		kgo.FetchMaxWait(250*time.Millisecond),
-		// Partitions leaving in a rebalance: their batch in flight is
-		// acknowledged and committed first, by this member.
-		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
-			if b := r.takeInflight(); b != nil {
-				if err := r.finish(ctx, b); err != nil {
-					r.log.Warn("committing the batch in flight at a rebalance", "err", err)
+		kgo.FetchMaxWait(250 * time.Millisecond),
+	}
+	var src *localSource
+	if o.Local != nil {
+		// Membership and commits over the Kafka protocol; records read
+		// and written in process. Partitions leaving in a rebalance have
+		// their batch in flight acknowledged and committed first.
+		src = &localSource{lb: o.Local, assigned: map[tp]int64{}}
+		opts = append(opts,
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { src.assign(m) }),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+				src.loopMu.Lock()
+				defer src.loopMu.Unlock()
+				src.discardPending()
+				if b := r.takeInflight(); b != nil {
+					if err := r.finish(ctx, b); err != nil {
+						r.log.Warn("committing the batch in flight at a rebalance", "err", err)
+					}
 				}
-			}
-		}),
-	)
+				src.unassign(m)
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				src.loopMu.Lock()
+				defer src.loopMu.Unlock()
+				src.discardPending()
+				if b := r.takeInflight(); b != nil {
+					b.pending.Wait() // written, but no longer ours to commit
+				}
+				src.unassign(m)
+			}),
+		)
+	} else {
+		opts = append(opts, kgo.BlockRebalanceOnPoll(),
+			// Partitions leaving in a rebalance: their batch in flight is
+			// acknowledged and committed first, by this member.
+			kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+				if b := r.takeInflight(); b != nil {
+					if err := r.finish(ctx, b); err != nil {
+						r.log.Warn("committing the batch in flight at a rebalance", "err", err)
+					}
+				}
+			}))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("pipelines: %s: %w", s.Name, err)
 	}
 	r.cl, r.sink = cl, kgoSink{cl}
 	defer cl.Close()
-	log.Info("pipeline started", "group", s.Input.Group, "inputs", s.Input.Topics, "stages", len(s.Stages))
+	log.Info("pipeline started", "group", s.Input.Group, "inputs", s.Input.Topics, "stages", len(s.Stages), "local", o.Local != nil)
 	defer log.Info("pipeline stopped")
 	// While one batch's outputs are being acknowledged and its offsets
 	// committed, the next batch is read and processed: at most two
@@ -151,6 +186,11 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 			return r.finish(fctx, b)
 		}
 		return nil
+	}
+	if src != nil {
+		cl.PauseFetchTopics(s.Input.Topics...)
+		r.sink = newLocalSink(o.Local)
+		return r.runLocal(ctx, src, kadm.NewClient(cl), finishInflight)
 	}
 	for {
 		// With a batch in flight, wait for more records only briefly: an
@@ -463,7 +503,8 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 		r.st.Lag.Store(lag)
 	}
 	r.sink.flush(wctx)
-	for i, c := range r.chain.counts {
+	counts := r.chain.counts
+	for i, c := range counts {
 		var last stageCount
 		if i < len(r.lastCnt) {
 			last = r.lastCnt[i]
@@ -472,7 +513,7 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 		r.m.stageIn.WithLabelValues(r.spec.Name, name).Add(float64(c.in - last.in))
 		r.m.stageOut.WithLabelValues(r.spec.Name, name).Add(float64(c.out - last.out))
 	}
-	r.lastCnt = append(r.lastCnt[:0], r.chain.counts...)
+	r.lastCnt = append(r.lastCnt[:0], counts...)
 	return b, halted
 }
 

@@ -66,6 +66,7 @@ is started in a temporary directory.`,
 	f.StringVarP(&brokers, "brokers", "b", "", "brokers (host:port,...); default: an embedded weir node in a temp dir")
 	f.Int64VarP(&o.Records, "records", "n", 1_000_000, "records to fill and process")
 	f.Int32VarP(&o.Partitions, "partitions", "p", 1, "partitions of the input topic when it is created")
+	f.BoolVar(&o.OverKafka, "over-kafka", false, "run the embedded node's pipeline over the Kafka protocol (as weir pipeline run does) instead of in process (as weir serve --pipelines does)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	return cmd

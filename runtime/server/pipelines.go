@@ -30,6 +30,7 @@ type pipelineHost struct {
 	dir      string
 	interval time.Duration
 	brokers  []string
+	local    pipelines.LocalBroker // the node's broker, read and written in process
 	metrics  *pipelines.Metrics
 	log      *slog.Logger
 
@@ -72,8 +73,8 @@ type PipelineStatus struct {
 	Batches  int64     `json:"batches"`
 }
 
-func newPipelineHost(dir string, interval time.Duration, brokers []string, m *pipelines.Metrics, log *slog.Logger) *pipelineHost {
-	return &pipelineHost{dir: dir, interval: interval, brokers: brokers, metrics: m, log: log.With("pipelines_dir", dir),
+func newPipelineHost(dir string, interval time.Duration, brokers []string, local pipelines.LocalBroker, m *pipelines.Metrics, log *slog.Logger) *pipelineHost {
+	return &pipelineHost{dir: dir, interval: interval, brokers: brokers, local: local, metrics: m, log: log.With("pipelines_dir", dir),
 		byFile: map[string]*hostedPipeline{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -210,7 +211,7 @@ func (h *pipelineHost) run(spec *pipelines.Spec, file, version string) *hostedPi
 		defer close(p.exited)
 		backoff := time.Second
 		for {
-			err := pipelines.Run(ctx, spec, pipelines.RunOptions{Brokers: h.brokers, Logger: h.log, Metrics: h.metrics, Stats: p.stats})
+			err := pipelines.Run(ctx, spec, pipelines.RunOptions{Brokers: h.brokers, Local: h.local, Logger: h.log, Metrics: h.metrics, Stats: p.stats})
 			if ctx.Err() != nil {
 				return
 			}

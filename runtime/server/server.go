@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		close(s.done)
 	}()
 	if cfg.PipelinesDir != "" {
-		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, pipelines.NewMetrics(reg), log)
+		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, localBroker{b}, pipelines.NewMetrics(reg), log)
 		s.pipes.start()
 	}
 	log.Info("weir broker started", "kafka", s.KafkaAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
