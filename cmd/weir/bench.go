@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -40,10 +41,7 @@ second on stderr; --json prints the result for machines.`,
 			Short: map[string]string{"produce": "Produce records and measure acknowledgement latency", "consume": "Consume records from the start of a topic (filling it first if needed)", "roundtrip": "Produce and consume at once and measure end-to-end latency"}[mode],
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if !cmd.Flags().Changed("log-level") {
-					// The embedded node's info lines would interleave with the progress.
-					slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
-				}
+				benchLogs(cmd)
 				opts := o
 				if brokers != "" {
 					opts.Brokers = strings.Split(brokers, ",")
@@ -77,12 +75,9 @@ second on stderr; --json prints the result for machines.`,
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					enc := json.NewEncoder(cmd.OutOrStdout())
-					enc.SetIndent("", "  ")
-					return enc.Encode(res)
+				if err := benchOutput(cmd, asJSON, res); err != nil || asJSON {
+					return err
 				}
-				res.Format(cmd.OutOrStdout())
 				if res.Errors > 0 {
 					return fmt.Errorf("%d records failed", res.Errors)
 				}
@@ -123,4 +118,24 @@ func addWorkloadFlags(f *pflag.FlagSet, o *bench.Options, brokers, size, batch *
 	f.Int64Var(&o.Rate, "rate", 0, "target records/s over all producers (open loop); 0: as fast as possible")
 	f.BoolVar(asJSON, "json", false, "print the result as JSON")
 	f.BoolVarP(quiet, "quiet", "q", false, "no progress lines")
+}
+
+// benchLogs keeps the embedded node's info lines out of a bench command's
+// progress lines, unless --log-level was given.
+func benchLogs(cmd *cobra.Command) {
+	if !cmd.Flags().Changed("log-level") {
+		slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
+}
+
+// benchOutput prints a bench result: indented JSON with --json, else for
+// people.
+func benchOutput(cmd *cobra.Command, asJSON bool, res interface{ Format(io.Writer) }) error {
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	res.Format(cmd.OutOrStdout())
+	return nil
 }

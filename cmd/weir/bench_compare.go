@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -31,9 +29,7 @@ bandwidth, and 4 KiB write+fdatasync latency. Prints every figure, the
 settings of both systems, and the ratios weir/JetStream and weir/disk.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("log-level") {
-				slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
-			}
+			benchLogs(cmd)
 			opts := o
 			for _, s := range sizes {
 				n, err := parseSize(s)
@@ -58,13 +54,7 @@ settings of both systems, and the ratios weir/JetStream and weir/disk.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Format(cmd.OutOrStdout())
-			return nil
+			return benchOutput(cmd, asJSON, res)
 		},
 	}
 	f := cmd.Flags()

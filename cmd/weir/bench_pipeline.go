@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -31,9 +29,7 @@ prints both rates and their ratio. Without FILE it runs a one-stage filter
 is started in a temporary directory.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("log-level") {
-				slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
-			}
+			benchLogs(cmd)
 			var err error
 			if len(args) == 1 {
 				o.Spec, err = pipelines.Load(args[0])
@@ -53,13 +49,7 @@ is started in a temporary directory.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Format(cmd.OutOrStdout())
-			return nil
+			return benchOutput(cmd, asJSON, res)
 		},
 	}
 	f := cmd.Flags()

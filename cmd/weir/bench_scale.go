@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -37,9 +35,7 @@ hold one descriptor per log segment; a run that would not fit fails first.
 Progress goes to stderr; --json prints the result for machines.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("log-level") {
-				slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
-			}
+			benchLogs(cmd)
 			opts := o
 			if logB == "0" || logB == "none" {
 				opts.LogBytes = -1
@@ -66,13 +62,7 @@ Progress goes to stderr; --json prints the result for machines.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Format(cmd.OutOrStdout())
-			return nil
+			return benchOutput(cmd, asJSON, res)
 		},
 	}
 	f := cmd.Flags()
