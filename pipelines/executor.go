@@ -262,6 +262,7 @@ type runner struct {
 	outTopic map[string]string
 	sink     sink
 	in       []sdk.Record
+	handled  []bool
 	lastCnt  []stageCount
 
 	mu       sync.Mutex
@@ -419,8 +420,12 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 	pending := &b.pending
 	// Not ctx: a stop lets the batch in flight finish.
 	wctx := context.WithoutCancel(ctx)
+	dones := map[string]func(error){}
 	done := func(name string) func(error) {
-		return func(err error) {
+		if d, ok := dones[name]; ok {
+			return d
+		}
+		d := func(err error) {
 			b.mu.Lock()
 			if err != nil && b.firstErr == nil {
 				b.firstErr = err
@@ -431,6 +436,8 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 			b.mu.Unlock()
 			pending.Done()
 		}
+		dones[name] = d
+		return d
 	}
 	for _, p := range parts {
 		if halted != nil || len(p.recs) == 0 {
@@ -457,7 +464,12 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 			}
 		}
 		fi := 0
-		produced := map[int]bool{}
+		// handled[i]: input i produced an output or failed.
+		handled := r.handled[:0]
+		for range r.in {
+			handled = append(handled, false)
+		}
+		r.handled = handled
 		for _, o := range outs {
 			if o.Source >= limit {
 				break
@@ -468,7 +480,7 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 				r.deadLetter(wctx, fails[fi], p.partition, pending, done)
 				fi++
 			}
-			produced[o.Source] = true
+			handled[o.Source] = true
 			name := o.Record.Output
 			if name == "" {
 				name = "default"
@@ -479,13 +491,12 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 		for ; fi < len(fails) && fails[fi].Source < limit; fi++ {
 			r.deadLetter(wctx, fails[fi], p.partition, pending, done)
 		}
-		failedSet := map[int]bool{}
 		for _, f := range fails {
-			failedSet[f.Source] = true
+			handled[f.Source] = true
 		}
 		var filtered int64
 		for i := range limit {
-			if !produced[i] && !failedSet[i] {
+			if !handled[i] {
 				filtered++
 			}
 		}

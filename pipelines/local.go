@@ -264,6 +264,15 @@ type localSink struct {
 	bufs   map[tp]*localOut
 	order  []tp
 	prev   chan struct{} // closed when the previous batch's appends are done
+
+	// The last output topic and partition written, to skip map lookups
+	// for runs of records going the same way.
+	lastTopic string
+	lastCount int32
+	lastKeyed kgo.TopicPartitioner
+	last      *localOut
+	lastKey   tp
+	keyRec    kgo.Record
 }
 
 type localOut struct {
@@ -278,7 +287,13 @@ func newLocalSink(lb LocalBroker) *localSink {
 }
 
 func (s *localSink) write(ctx context.Context, topic string, inPart int32, rec sdk.Record, done func(error)) {
-	n, ok := s.counts[topic]
+	if topic != s.lastTopic {
+		s.lastTopic, s.lastCount, s.lastKeyed = "", 0, nil
+	}
+	n, ok := s.lastCount, s.lastKeyed != nil
+	if !ok {
+		n, ok = s.counts[topic]
+	}
 	if !ok {
 		var err error
 		if n, err = s.lb.Partitions(topic); err != nil || n <= 0 {
@@ -288,17 +303,22 @@ func (s *localSink) write(ctx context.Context, topic string, inPart int32, rec s
 		s.counts[topic] = n
 		s.keyed[topic] = kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 	}
+	s.lastTopic, s.lastCount, s.lastKeyed = topic, n, s.keyed[topic]
 	part := inPart % n
 	if rec.Key != nil {
 		// murmur2, as Kafka's producers place keys (franz-go's hasher).
-		part = int32(s.keyed[topic].Partition(&kgo.Record{Key: rec.Key}, int(n)))
+		s.keyRec.Key = rec.Key
+		part = int32(s.lastKeyed.Partition(&s.keyRec, int(n)))
 	}
 	k := tp{topic, part}
-	o := s.bufs[k]
-	if o == nil {
-		o = &localOut{}
-		s.bufs[k] = o
-		s.order = append(s.order, k)
+	o := s.last
+	if o == nil || s.lastKey != k {
+		if o = s.bufs[k]; o == nil {
+			o = &localOut{}
+			s.bufs[k] = o
+			s.order = append(s.order, k)
+		}
+		s.last, s.lastKey = o, k
 	}
 	rr := record.Record{Offset: int64(len(o.recs)), Timestamp: rec.Timestamp.UnixMilli(), Key: rec.Key, Value: rec.Value}
 	for _, h := range rec.Headers {
@@ -311,6 +331,7 @@ func (s *localSink) write(ctx context.Context, topic string, inPart int32, rec s
 func (s *localSink) flush(ctx context.Context) {
 	bufs, order, prev := s.bufs, s.order, s.prev
 	s.bufs, s.order = map[tp]*localOut{}, nil
+	s.last, s.lastTopic, s.lastCount, s.lastKeyed = nil, "", 0, nil
 	next := make(chan struct{})
 	s.prev = next
 	// Partition counts may change between batches.
