@@ -129,7 +129,7 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 		// Membership and commits over the Kafka protocol; records read
 		// and written in process. Partitions leaving in a rebalance have
 		// their batch in flight acknowledged and committed first.
-		src = &localSource{lb: o.Local, assigned: map[tp]int64{}}
+		src = &localSource{lb: o.Local, assigned: map[tp]int64{}, wake: make(chan struct{}, 1)}
 		opts = append(opts,
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { src.assign(m) }),
 			kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {

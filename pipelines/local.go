@@ -66,6 +66,8 @@ type localSource struct {
 	// pending is the next batch, read ahead while the loop processed the
 	// one before (guarded by loopMu).
 	pending []partBatch
+	// wake tells an idle loop that partitions were assigned.
+	wake chan struct{}
 }
 
 // discardPending drops the batch read ahead and moves its partitions'
@@ -84,13 +86,17 @@ func (s *localSource) discardPending() {
 
 func (s *localSource) assign(m map[string][]int32) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for t, ps := range m {
 		for _, p := range ps {
 			if _, ok := s.assigned[tp{t, p}]; !ok {
 				s.assigned[tp{t, p}] = -1
 			}
 		}
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -409,7 +415,8 @@ func (r *runner) runLocal(ctx context.Context, src *localSource, adm *kadm.Clien
 			select {
 			case <-ctx.Done():
 			case <-appended:
-			case <-time.After(250 * time.Millisecond): // new assignments
+			case <-src.wake:
+			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
