@@ -19,10 +19,11 @@ type chain struct {
 	// counts[i] accumulates the records into and out of stage i.
 	counts []stageCount
 	res    sdk.Results
-	cur    []sdk.Record
-	srcs   []int
-	next   []sdk.Record
-	nsrcs  []int
+	// Two buffers for the records between stages (the first stage reads
+	// the input itself), and the original input index of each.
+	bufs  [2][]sdk.Record
+	srcs  [2][]int
+	ident []int
 }
 
 type chainFailure struct {
@@ -41,27 +42,26 @@ func newChain(stages []*Stage) *chain {
 // valid until the next run. An error means a stage failed the whole batch
 // (or broke the contract): nothing of the batch may be written.
 func (c *chain) run(ctx context.Context, in []sdk.Record) ([]sdk.Output, []chainFailure, error) {
-	c.cur = append(c.cur[:0], in...)
-	c.srcs = c.srcs[:0]
-	for i := range in {
-		c.srcs = append(c.srcs, i)
+	for len(c.ident) < len(in) {
+		c.ident = append(c.ident, len(c.ident))
 	}
+	cur, srcs, owned := in, c.ident[:len(in)], -1 // owned: which buffer cur is, -1 the input
 	var failed []chainFailure
 	var failedSet map[int]bool
 	for si, st := range c.stages {
-		if len(c.cur) == 0 {
+		if len(cur) == 0 {
 			break
 		}
-		c.counts[si].in += int64(len(c.cur))
+		c.counts[si].in += int64(len(cur))
 		c.res.Reset()
-		if err := st.proc.Process(ctx, c.cur, &c.res); err != nil {
+		if err := st.proc.Process(ctx, cur, &c.res); err != nil {
 			return nil, nil, fmt.Errorf("stage %s: %w", st.Name, err)
 		}
-		if err := sdk.Check(len(c.cur), &c.res); err != nil {
+		if err := sdk.Check(len(cur), &c.res); err != nil {
 			return nil, nil, fmt.Errorf("stage %s: %w", st.Name, err)
 		}
 		for _, f := range c.res.Failed {
-			orig := c.srcs[f.Source]
+			orig := srcs[f.Source]
 			if failedSet == nil {
 				failedSet = map[int]bool{}
 			}
@@ -70,26 +70,30 @@ func (c *chain) run(ctx context.Context, in []sdk.Record) ([]sdk.Output, []chain
 				failed = append(failed, chainFailure{Source: orig, Stage: st, Err: f.Err})
 			}
 		}
-		c.next, c.nsrcs = c.next[:0], c.nsrcs[:0]
+		k := 0
+		if owned == 0 {
+			k = 1
+		}
+		next, nsrcs := c.bufs[k][:0], c.srcs[k][:0]
 		for _, o := range c.res.Out {
-			orig := c.srcs[o.Source]
+			orig := srcs[o.Source]
 			if failedSet[orig] {
 				continue
 			}
-			c.next = append(c.next, o.Record)
-			c.nsrcs = append(c.nsrcs, orig)
+			next = append(next, o.Record)
+			nsrcs = append(nsrcs, orig)
 		}
 		c.counts[si].out += int64(len(c.res.Out))
-		c.cur, c.next = c.next, c.cur
-		c.srcs, c.nsrcs = c.nsrcs, c.srcs
+		c.bufs[k], c.srcs[k] = next, nsrcs
+		cur, srcs, owned = next, nsrcs, k
 	}
 	slices.SortFunc(failed, func(a, b chainFailure) int { return a.Source - b.Source })
-	out := make([]sdk.Output, 0, len(c.cur))
-	for i, r := range c.cur {
-		if failedSet[c.srcs[i]] {
+	out := make([]sdk.Output, 0, len(cur))
+	for i, r := range cur {
+		if failedSet[srcs[i]] {
 			continue
 		}
-		out = append(out, sdk.Output{Source: c.srcs[i], Record: r})
+		out = append(out, sdk.Output{Source: srcs[i], Record: r})
 	}
 	return out, failed, nil
 }
