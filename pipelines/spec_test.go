@@ -184,7 +184,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown stage kind", head + "stages:\n  - flter: 'value.x > 1'\n",
 			[]wantErr{{"p.yaml:5:5", `stage: unknown stage kind "flter"`, `did you mean "filter"?`}}},
 		{"unknown stage kind, far from any", head + "stages:\n  - transform: value\n",
-			[]wantErr{{"p.yaml:5:5", `unknown stage kind "transform"`, "known: filter, key, map, route, name, on_error"}}},
+			[]wantErr{{"p.yaml:5:5", `unknown stage kind "transform"`, "known: filter, key, map, route, wasm, name, on_error"}}},
 		{"two kinds in one stage", head + "stages:\n  - filter: 'true'\n    map: value\n",
 			[]wantErr{{"p.yaml:6:5", `stage: both "filter" and "map" in one stage`, "one kind per list item"}}},
 		{"two kinds in one stage, other order", head + "stages:\n  - map: value\n    filter: 'true'\n",

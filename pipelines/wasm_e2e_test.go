@@ -1,0 +1,107 @@
+package pipelines_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/pipelines"
+)
+
+// TestWasmStageEndToEnd runs a pipeline with a WASM stage (the example
+// redactor, built here with GOOS=wasip1) inside a node over 100k records
+// and compares every output with the expectation; records that are not
+// UTF-8 go to the dead-letter topic.
+func TestWasmStageEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "redact.wasm"), "../examples/wasm-redact")
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the module: %v\n%s", err, out)
+	}
+	spec := filepath.Join(dir, "redact.yaml")
+	if err := os.WriteFile(spec, []byte(`
+pipeline: redact
+input: {topics: [signups]}
+stages:
+  - wasm: {module: redact.wasm, config: {mask: "*"}}
+output: signups_redacted
+on_error: {policy: dead_letter, topic: signups.dlq}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pipelines.Load(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker, lb := startNode(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("signups"), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, nil, "signups"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100_000
+	want := map[string]string{}
+	bad := 0
+	var recs []*kgo.Record
+	for i := range n {
+		key := fmt.Sprintf("u%06d", i)
+		v := fmt.Sprintf("signup %d by user%d.name@example.com", i, i)
+		if i%997 == 0 {
+			recs = append(recs, &kgo.Record{Key: []byte(key), Value: []byte{0xff, 'x'}})
+			bad++
+			continue
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(key), Value: []byte(v)})
+		local := fmt.Sprintf("user%d.name", i)
+		want[key] = fmt.Sprintf("signup %d by %c%s%c@example.com", i, local[0], strings.Repeat("*", len(local)-2), local[len(local)-1])
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, ctx, broker, "signups_redacted", "signups.dlq")
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- pipelines.Run(runCtx, s, pipelines.RunOptions{Brokers: []string{broker}, Local: lb}) }()
+	waitFor(t, 2*time.Minute, "every output and dead letter", func() bool {
+		return len(out.snapshot("signups_redacted")) >= len(want) && len(out.snapshot("signups.dlq")) >= bad
+	})
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := out.snapshot("signups_redacted")
+	if len(got) != len(want) {
+		t.Fatalf("%d outputs, want %d", len(got), len(want))
+	}
+	for _, r := range got {
+		if w, ok := want[string(r.Key)]; !ok || string(r.Value) != w {
+			t.Fatalf("output %s=%q, want %q", r.Key, r.Value, w)
+		}
+	}
+	for _, r := range out.snapshot("signups.dlq") {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[pipelines.HeaderStage] != "wasm#1" || !strings.Contains(h[pipelines.HeaderError], "not UTF-8") {
+			t.Fatalf("dead letter %s: %v", r.Key, h)
+		}
+	}
+	t.Logf("%d records through the WASM stage in %v (including startup), %d dead-lettered", n, elapsed.Round(time.Millisecond), bad)
+}

@@ -1,0 +1,292 @@
+// Package abi is version 1 of the batch ABI between weir (the host) and a
+// WASM processor module (the guest): the byte encodings both sides use.
+// It imports only the standard library and sdk, so guests link it too.
+//
+// # Exports a v1 module provides
+//
+//	weir_v1_alloc(size i32) i32          a buffer of size bytes the host writes into
+//	weir_v1_init(ptr, len i32) i64       module config (the stage's YAML config as JSON);
+//	                                     returns a packed reply (an error message, empty when ok)
+//	weir_v1_process(ptr, len i32) i64    one encoded Batch; returns a packed encoded Results reply
+//
+// A packed reply is ptr<<32 | len of bytes in guest memory, valid until the
+// next call. The version is in the export names: a module exporting
+// weir_vN_process for another N is refused at load with a message saying
+// so. Everything is little-endian.
+//
+// # Batch
+//
+//	topic    string
+//	count    u32
+//	records  count x { offset i64, timestamp_ms i64, partition i32, key bytes, value bytes,
+//	                   headers u32 x { key string, value bytes } }
+//
+// # Results
+//
+//	status   u8      0: the batch was processed; 1: it was not (message follows, nothing else)
+//	outputs  u32 x { source u32, output string, key bytes, value bytes, timestamp_ms i64,
+//	                 headers u32 x { key string, value bytes } }
+//	failed   u32 x { source u32, message string }
+//
+// bytes is an i32 length (-1: null) and the bytes; string is a u32 length
+// and the bytes. Decoders check every length against what is left and
+// return ErrCorrupt rather than read past the end or allocate for a length
+// the input cannot hold.
+package abi
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/weirstream/weir/sdk"
+)
+
+// Version is the ABI version this package speaks.
+const Version = 1
+
+// Export names of ABI v1.
+const (
+	ExportAlloc   = "weir_v1_alloc"
+	ExportInit    = "weir_v1_init"
+	ExportProcess = "weir_v1_process"
+)
+
+// ErrCorrupt is returned when an encoding is truncated or inconsistent.
+var ErrCorrupt = errors.New("abi: corrupt encoding")
+
+// AppendBatch appends the encoding of a batch of records read from topic.
+func AppendBatch(b []byte, topic string, recs []sdk.Record) []byte {
+	b = appendString(b, topic)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(recs)))
+	for i := range recs {
+		r := &recs[i]
+		b = binary.LittleEndian.AppendUint64(b, uint64(r.Offset))
+		b = binary.LittleEndian.AppendUint64(b, uint64(r.Timestamp.UnixMilli()))
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.Partition))
+		b = appendBytes(b, r.Key)
+		b = appendBytes(b, r.Value)
+		b = appendHeaders(b, r.Headers)
+	}
+	return b
+}
+
+// DecodeBatch decodes a batch; keys, values and header values alias b.
+func DecodeBatch(b []byte) ([]sdk.Record, error) {
+	d := decoder{b: b}
+	topic := d.string()
+	n := d.count(8 + 8 + 4 + 4 + 4 + 4)
+	var recs []sdk.Record
+	if d.err == nil {
+		recs = make([]sdk.Record, 0, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		var r sdk.Record
+		r.Topic = topic
+		r.Offset = int64(d.u64())
+		r.Timestamp = time.UnixMilli(int64(d.u64()))
+		r.Partition = int32(d.u32())
+		r.Key = d.bytes()
+		r.Value = d.bytes()
+		r.Headers = d.headers()
+		recs = append(recs, r)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d bytes after the batch", ErrCorrupt, len(d.b))
+	}
+	return recs, d.err
+}
+
+// AppendResults appends the encoding of a processed batch's results.
+func AppendResults(b []byte, res *sdk.Results) []byte {
+	b = append(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(res.Out)))
+	for i := range res.Out {
+		o := &res.Out[i]
+		b = binary.LittleEndian.AppendUint32(b, uint32(o.Source))
+		b = appendString(b, o.Record.Output)
+		b = appendBytes(b, o.Record.Key)
+		b = appendBytes(b, o.Record.Value)
+		b = binary.LittleEndian.AppendUint64(b, uint64(o.Record.Timestamp.UnixMilli()))
+		b = appendHeaders(b, o.Record.Headers)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(res.Failed)))
+	for _, f := range res.Failed {
+		b = binary.LittleEndian.AppendUint32(b, uint32(f.Source))
+		msg := "failed"
+		if f.Err != nil {
+			msg = f.Err.Error()
+		}
+		b = appendString(b, msg)
+	}
+	return b
+}
+
+// AppendBatchError appends the encoding of a batch the guest could not
+// process.
+func AppendBatchError(b []byte, msg string) []byte {
+	return appendString(append(b, 1), msg)
+}
+
+// BatchError is a guest's report that it could not process a batch.
+type BatchError struct{ Msg string }
+
+func (e *BatchError) Error() string { return "module: " + e.Msg }
+
+// DecodeResults decodes a guest's results into res (appending); record
+// bytes are copied out of b, which lives in guest memory. A batch error
+// is returned as *BatchError.
+func DecodeResults(b []byte, res *sdk.Results) error {
+	d := decoder{b: b}
+	status := d.u8()
+	if d.err == nil && status == 1 {
+		msg := d.string()
+		if d.err != nil {
+			return d.err
+		}
+		return &BatchError{Msg: msg}
+	}
+	if d.err == nil && status != 0 {
+		return fmt.Errorf("%w: status %d", ErrCorrupt, status)
+	}
+	n := d.count(4 + 4 + 4 + 4 + 8 + 4)
+	for i := 0; i < n && d.err == nil; i++ {
+		src := int(d.u32())
+		var r sdk.Record
+		r.Output = d.string()
+		r.Key = clone(d.bytes())
+		r.Value = clone(d.bytes())
+		r.Timestamp = time.UnixMilli(int64(d.u64()))
+		r.Headers = d.headers()
+		for j := range r.Headers {
+			r.Headers[j].Value = clone(r.Headers[j].Value)
+		}
+		res.Out = append(res.Out, sdk.Output{Source: src, Record: r})
+	}
+	nf := d.count(4 + 4)
+	for i := 0; i < nf && d.err == nil; i++ {
+		src := int(d.u32())
+		msg := d.string()
+		res.Failed = append(res.Failed, sdk.Failure{Source: src, Err: errors.New(msg)})
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d bytes after the results", ErrCorrupt, len(d.b))
+	}
+	return d.err
+}
+
+// Pack and Unpack combine a guest pointer and length into a reply.
+func Pack(ptr, n uint32) uint64 { return uint64(ptr)<<32 | uint64(n) }
+
+func Unpack(v uint64) (ptr, n uint32) { return uint32(v >> 32), uint32(v) }
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	if v == nil {
+		return binary.LittleEndian.AppendUint32(b, math.MaxUint32) // -1
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+func appendHeaders(b []byte, hs []sdk.Header) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(hs)))
+	for _, h := range hs {
+		b = appendString(b, h.Key)
+		b = appendBytes(b, h.Value)
+	}
+	return b
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(d.b) {
+		d.err = fmt.Errorf("%w: %d bytes wanted, %d left", ErrCorrupt, n, len(d.b))
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u8() byte {
+	if v := d.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if v := d.take(4); v != nil {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.take(8); v != nil {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+// count reads an element count, checked against the bytes left given
+// each element's minimum size.
+func (d *decoder) count(minSize int) int {
+	n := d.u32()
+	if d.err == nil && uint64(n)*uint64(minSize) > uint64(len(d.b)) {
+		d.err = fmt.Errorf("%w: %d elements cannot fit in %d bytes", ErrCorrupt, n, len(d.b))
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.u32()
+	return string(d.take(int(min(n, math.MaxInt32))))
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.u32()
+	if d.err != nil || n == math.MaxUint32 {
+		return nil
+	}
+	v := d.take(int(min(n, math.MaxInt32)))
+	if v == nil && d.err == nil {
+		return []byte{}
+	}
+	return v
+}
+
+func (d *decoder) headers() []sdk.Header {
+	n := d.count(4 + 4)
+	if n == 0 || d.err != nil {
+		return nil
+	}
+	hs := make([]sdk.Header, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.string()
+		hs = append(hs, sdk.Header{Key: k, Value: d.bytes()})
+	}
+	return hs
+}

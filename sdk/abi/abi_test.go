@@ -1,0 +1,66 @@
+package abi
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/sdk"
+)
+
+func TestRoundTrip(t *testing.T) {
+	in := []sdk.Record{
+		{Key: []byte("k"), Value: []byte("v"), Offset: 7, Partition: 2, Timestamp: time.UnixMilli(1700000000123), Headers: []sdk.Header{{Key: "a", Value: []byte("b")}, {Key: "n", Value: nil}}},
+		{Key: nil, Value: []byte{}, Offset: 8, Timestamp: time.UnixMilli(5)},
+	}
+	got, err := DecodeBatch(AppendBatch(nil, "topic", in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Topic != "topic" || string(got[0].Key) != "k" || got[0].Offset != 7 || got[0].Partition != 2 ||
+		!got[0].Timestamp.Equal(in[0].Timestamp) || len(got[0].Headers) != 2 || got[0].Headers[1].Value != nil ||
+		got[1].Key != nil || got[1].Value == nil || len(got[1].Value) != 0 {
+		t.Fatalf("%+v", got)
+	}
+	res := sdk.Results{}
+	res.Emit(1, sdk.Record{Key: []byte("x"), Value: nil, Output: "hot", Timestamp: time.UnixMilli(9)})
+	res.Fail(0, errors.New("bad"))
+	var back sdk.Results
+	if err := DecodeResults(AppendResults(nil, &res), &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Out) != 1 || back.Out[0].Source != 1 || back.Out[0].Record.Output != "hot" || back.Out[0].Record.Value != nil ||
+		len(back.Failed) != 1 || back.Failed[0].Err.Error() != "bad" {
+		t.Fatalf("%+v", back)
+	}
+	var be *BatchError
+	if err := DecodeResults(AppendBatchError(nil, "nope"), &back); !errors.As(err, &be) || be.Msg != "nope" {
+		t.Fatalf("batch error: %v", err)
+	}
+}
+
+// FuzzDecode: arbitrary bytes never panic, never allocate beyond what the
+// input can hold, and what decodes re-encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	f.Add(AppendBatch(nil, "t", []sdk.Record{{Key: []byte("k"), Value: []byte("v")}}))
+	var res sdk.Results
+	res.Emit(0, sdk.Record{Value: []byte("v")})
+	f.Add(AppendResults(nil, &res))
+	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if recs, err := DecodeBatch(b); err == nil {
+			topic := ""
+			if len(recs) > 0 {
+				topic = recs[0].Topic
+			} else if len(b) >= 4 {
+				topic = string(b[4 : 4+int(uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24)])
+			}
+			if again := AppendBatch(nil, topic, recs); !bytes.Equal(again, b) {
+				t.Fatalf("batch %x re-encodes to %x", b, again)
+			}
+		}
+		var r sdk.Results
+		_ = DecodeResults(b, &r)
+	})
+}

@@ -1,0 +1,192 @@
+// Package wasm runs weir WASM processor modules (ABI v1, package sdk/abi)
+// with wazero's compiler: a module is compiled once (with an on-disk
+// compilation cache), instantiated per stage with no filesystem, network or
+// environment, and called once per batch. Guest stdout and stderr go to the
+// writers given. A trap or a failed call discards the instance; the next
+// batch gets a fresh one.
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/weirstream/weir/sdk"
+	"github.com/weirstream/weir/sdk/abi"
+)
+
+// ErrABI is returned by Compile for a module that is not a weir module of
+// a version this host speaks.
+var ErrABI = errors.New("wasm: module ABI")
+
+// ErrImport is returned by Compile for a module importing a host function
+// it is not granted (only wasi_snapshot_preview1 is).
+var ErrImport = errors.New("wasm: module import")
+
+// Runtime compiles and runs modules. Modules of one Runtime share its
+// memory limit.
+type Runtime struct {
+	r     wazero.Runtime
+	cache wazero.CompilationCache
+	once  sync.Once
+}
+
+// Config of a Runtime.
+type Config struct {
+	// CacheDir keeps compiled modules across restarts; empty: in memory.
+	CacheDir string
+	// MemoryLimitPages caps each instance's memory, in 64 KiB pages; a Go
+	// guest needs at least 32. 0: 1024 (64 MiB).
+	MemoryLimitPages uint32
+}
+
+// NewRuntime makes a runtime with wazero's compiler.
+func NewRuntime(ctx context.Context, c Config) (*Runtime, error) {
+	if c.MemoryLimitPages == 0 {
+		c.MemoryLimitPages = 1024
+	}
+	var cache wazero.CompilationCache
+	var err error
+	if c.CacheDir != "" {
+		if cache, err = wazero.NewCompilationCacheWithDir(c.CacheDir); err != nil {
+			return nil, fmt.Errorf("wasm: compilation cache: %w", err)
+		}
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	rc := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithMemoryLimitPages(c.MemoryLimitPages)
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+		r.Close(ctx)
+		return nil, fmt.Errorf("wasm: WASI: %w", err)
+	}
+	return &Runtime{r: r, cache: cache}, nil
+}
+
+// Close releases the runtime and every module and instance of it.
+func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
+
+// Module is a compiled weir module.
+type Module struct {
+	rt       *Runtime
+	name     string
+	compiled wazero.CompiledModule
+}
+
+// Compile validates and compiles a module: it must export the ABI v1
+// functions and import nothing but WASI.
+func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	cm, err := rt.r.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: %s: %w", name, err)
+	}
+	for _, f := range cm.ImportedFunctions() {
+		mod, fn, _ := f.Import()
+		if mod != wasi_snapshot_preview1.ModuleName {
+			cm.Close(ctx)
+			return nil, fmt.Errorf("%w: %s imports %s.%s, which weir does not provide", ErrImport, name, mod, fn)
+		}
+	}
+	exports := cm.ExportedFunctions()
+	if _, ok := exports[abi.ExportProcess]; !ok {
+		for n := range exports {
+			if v, ok := strings.CutPrefix(n, "weir_v"); ok && strings.HasSuffix(v, "_process") {
+				cm.Close(ctx)
+				return nil, fmt.Errorf("%w: %s exports %s: it speaks ABI v%s; this weir speaks v%d", ErrABI, name, n, strings.TrimSuffix(v, "_process"), abi.Version)
+			}
+		}
+		cm.Close(ctx)
+		return nil, fmt.Errorf("%w: %s is not a weir module: it does not export %s (build it with sdk/guest)", ErrABI, name, abi.ExportProcess)
+	}
+	for _, want := range []string{abi.ExportAlloc, abi.ExportInit} {
+		if _, ok := exports[want]; !ok {
+			cm.Close(ctx)
+			return nil, fmt.Errorf("%w: %s does not export %s", ErrABI, name, want)
+		}
+	}
+	return &Module{rt: rt, name: name, compiled: cm}, nil
+}
+
+// Instance is one instantiated module, used by one goroutine at a time.
+type Instance struct {
+	m       *Module
+	mod     api.Module
+	alloc   api.Function
+	process api.Function
+	mem     api.Memory
+	buf     []byte
+}
+
+// Instantiate starts an instance: no filesystem, network or environment;
+// stdout and stderr go to the writers (nil: discarded); config is passed
+// to the module's init.
+func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr io.Writer) (*Instance, error) {
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	mc := wazero.NewModuleConfig().WithName("").WithStdout(stdout).WithStderr(stderr).
+		WithStartFunctions("_initialize")
+	mod, err := m.rt.r.InstantiateModule(ctx, m.compiled, mc)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: %s: instantiate: %w", m.name, err)
+	}
+	in := &Instance{m: m, mod: mod, alloc: mod.ExportedFunction(abi.ExportAlloc), process: mod.ExportedFunction(abi.ExportProcess), mem: mod.Memory()}
+	reply, err := in.call(ctx, mod.ExportedFunction(abi.ExportInit), config)
+	if err == nil && len(reply) > 0 {
+		err = errors.New(string(reply))
+	}
+	if err != nil {
+		mod.Close(ctx)
+		return nil, fmt.Errorf("wasm: %s: init: %w", m.name, err)
+	}
+	return in, nil
+}
+
+// call copies data into the guest, calls fn with it and returns the reply
+// bytes (in guest memory, valid until the next call).
+func (in *Instance) call(ctx context.Context, fn api.Function, data []byte) ([]byte, error) {
+	res, err := in.alloc.Call(ctx, uint64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	ptr := uint32(res[0])
+	if len(data) > 0 && !in.mem.Write(ptr, data) {
+		return nil, fmt.Errorf("guest buffer %d+%d outside its memory", ptr, len(data))
+	}
+	res, err = fn.Call(ctx, uint64(ptr), uint64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	rp, rn := abi.Unpack(res[0])
+	if rn == 0 {
+		return nil, nil
+	}
+	b, ok := in.mem.Read(rp, rn)
+	if !ok {
+		return nil, fmt.Errorf("guest reply %d+%d outside its memory", rp, rn)
+	}
+	return b, nil
+}
+
+// Process runs one batch (from one topic) through the module.
+func (in *Instance) Process(ctx context.Context, topic string, batch []sdk.Record, res *sdk.Results) error {
+	in.buf = abi.AppendBatch(in.buf[:0], topic, batch)
+	reply, err := in.call(ctx, in.process, in.buf)
+	if err != nil {
+		return err
+	}
+	return abi.DecodeResults(reply, res)
+}
+
+// Close discards the instance.
+func (in *Instance) Close(ctx context.Context) error { return in.mod.Close(ctx) }
