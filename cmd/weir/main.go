@@ -50,5 +50,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newConsumeCmd())
 	root.AddCommand(newGroupCmd())
 	root.AddCommand(newPipelineCmd())
+	root.AddCommand(newPluginCmd())
 	return root
 }

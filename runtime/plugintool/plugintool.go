@@ -1,0 +1,284 @@
+// Package plugintool is `weir plugin`: scaffold, build and try WASM
+// processor modules without a broker.
+package plugintool
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/weirstream/weir/sdk"
+	"github.com/weirstream/weir/wasm"
+)
+
+// Build compiles the Go guest in dir to out with GOOS=wasip1 GOARCH=wasm
+// -buildmode=c-shared, then loads it to check its ABI; it returns the size.
+func Build(ctx context.Context, dir, out string, stderr io.Writer) (int, error) {
+	if out == "" {
+		out = filepath.Join(dir, filepath.Base(filepath.Clean(dir))+".wasm")
+	}
+	absOut, err := filepath.Abs(out)
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", absOut, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("plugin build: go build: %w", err)
+	}
+	raw, err := os.ReadFile(absOut)
+	if err != nil {
+		return 0, err
+	}
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{})
+	if err != nil {
+		return 0, err
+	}
+	defer rt.Close(ctx)
+	if _, err := rt.Compile(ctx, filepath.Base(absOut), raw); err != nil {
+		return 0, fmt.Errorf("plugin build: %s was built but is not a usable module: %w", absOut, err)
+	}
+	return len(raw), nil
+}
+
+// InputRecord is one line of `weir plugin test --input`: value is a string
+// (its bytes) or any other JSON (encoded); key a string or null.
+type InputRecord struct {
+	Key     *string           `json:"key"`
+	Value   json.RawMessage   `json:"value"`
+	Headers map[string]string `json:"headers"`
+}
+
+// OutputLine is one line `weir plugin test` prints.
+type OutputLine struct {
+	Input   int               `json:"input"`
+	Output  string            `json:"output,omitempty"`
+	Key     *string           `json:"key"`
+	Value   *string           `json:"value"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// Test runs module on the JSON Lines records of input (one batch) and
+// writes one JSON line per output record and per failed input.
+func Test(ctx context.Context, module string, config []byte, input io.Reader, w io.Writer, log io.Writer) (outputs, failed int, err error) {
+	raw, err := os.ReadFile(module)
+	if err != nil {
+		return 0, 0, err
+	}
+	var recs []sdk.Record
+	sc := bufio.NewScanner(input)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var in InputRecord
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return 0, 0, fmt.Errorf("plugin test: input line %d: %w (want {\"key\": ..., \"value\": ..., \"headers\": {...}})", line, err)
+		}
+		r := sdk.Record{Topic: "test", Offset: int64(len(recs)), Timestamp: time.Now()}
+		if in.Key != nil {
+			r.Key = []byte(*in.Key)
+		}
+		var s string
+		switch {
+		case len(in.Value) == 0 || string(in.Value) == "null":
+		case json.Unmarshal(in.Value, &s) == nil:
+			r.Value = []byte(s)
+		default:
+			r.Value = append([]byte(nil), in.Value...)
+		}
+		for k, v := range in.Headers {
+			r.Headers = append(r.Headers, sdk.Header{Key: k, Value: []byte(v)})
+		}
+		recs = append(recs, r)
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if len(config) == 0 {
+		config = []byte("{}")
+	}
+	if !json.Valid(config) {
+		return 0, 0, errors.New("plugin test: --config is not JSON")
+	}
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, filepath.Base(module), raw)
+	if err != nil {
+		return 0, 0, err
+	}
+	st := wasm.NewStage(m, config, log, log)
+	defer st.Close(ctx)
+	var res sdk.Results
+	if err := st.Process(ctx, recs, &res); err != nil {
+		return 0, 0, err
+	}
+	if err := sdk.Check(len(recs), &res); err != nil {
+		return 0, 0, err
+	}
+	enc := json.NewEncoder(w)
+	for _, o := range res.Out {
+		l := OutputLine{Input: o.Source + 1, Output: o.Record.Output, Key: str(o.Record.Key), Value: str(o.Record.Value)}
+		for _, h := range o.Record.Headers {
+			if l.Headers == nil {
+				l.Headers = map[string]string{}
+			}
+			l.Headers[h.Key] = string(h.Value)
+		}
+		if err := enc.Encode(l); err != nil {
+			return 0, 0, err
+		}
+	}
+	for _, f := range res.Failed {
+		if err := enc.Encode(OutputLine{Input: f.Source + 1, Error: f.Err.Error()}); err != nil {
+			return 0, 0, err
+		}
+	}
+	return len(res.Out), len(res.Failed), nil
+}
+
+func str(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Init writes a module skeleton into dir/name: main.go (the processor),
+// module_test.go (builds it and runs it through the host) and
+// pipeline.yaml (a pipeline using it).
+func Init(dir, name string) (string, error) {
+	if !nameRE.MatchString(name) {
+		return "", fmt.Errorf("plugin init: name %q: lower-case letters, digits and '-', starting with a letter", name)
+	}
+	root := filepath.Join(dir, name)
+	if _, err := os.Stat(root); err == nil {
+		return "", fmt.Errorf("plugin init: %s already exists", root)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		"main.go":        fmt.Sprintf(mainTmpl, name, name),
+		"module_test.go": moduleTestTmpl,
+		"pipeline.yaml":  fmt.Sprintf(pipelineTmpl, name, name, name),
+	}
+	for f, text := range files {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(text), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return root, nil
+}
+
+const mainTmpl = `//go:build wasip1
+
+// Command %s is a weir WASM processor. Build it with
+//
+//	weir plugin build .
+//
+// and use it in a pipeline as a stage: - wasm: {module: %[2]s.wasm}
+package main
+
+import (
+	"bytes"
+
+	"github.com/weirstream/weir/sdk"
+	"github.com/weirstream/weir/sdk/guest"
+)
+
+func main() {}
+
+func init() {
+	// Called for every record: return zero records to drop it, several to
+	// fan out, or an error to send it to the pipeline's error policy.
+	guest.Register(func(r sdk.Record) ([]sdk.Record, error) {
+		r.Value = bytes.ToUpper(r.Value)
+		return []sdk.Record{r}, nil
+	})
+}
+`
+
+const moduleTestTmpl = `//go:build !wasip1
+
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/weirstream/weir/sdk"
+	"github.com/weirstream/weir/wasm"
+)
+
+// TestModule builds this module and runs a record through it, as weir
+// will.
+func TestModule(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "m.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, "m.wasm", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := wasm.NewStage(m, []byte("{}"), nil, nil)
+	defer st.Close(ctx)
+	var res sdk.Results
+	if err := st.Process(ctx, []sdk.Record{{Value: []byte("hello"), Topic: "t"}}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Out) != 1 || string(res.Out[0].Record.Value) != "HELLO" {
+		t.Fatalf("outputs %+v, failures %+v", res.Out, res.Failed)
+	}
+}
+`
+
+const pipelineTmpl = `# weir pipeline validate pipeline.yaml (after weir plugin build .)
+pipeline: %s
+input: {topics: [in]}
+stages:
+  - wasm: {module: %s.wasm}
+output: out
+on_error: {policy: dead_letter, topic: %s.dlq}
+tests:
+  - input: [{key: k, value: hello}]
+    expect:
+      default: [{key: k, value: HELLO}]
+`
