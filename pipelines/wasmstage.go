@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -57,10 +58,11 @@ func init() {
 		Name:    "wasm",
 		Summary: "run each batch through a WASM module built with sdk/guest (ABI v1): zero or more outputs or an error per record",
 		Fields: []string{
-			"wasm: {module: PATH, config: {...}, memory_limit: PAGES}",
+			"wasm: {module: PATH, config: {...}, memory_limit: PAGES, timeout: DURATION}",
 			"  module        the .wasm file, relative to the pipeline file",
 			"  config        any YAML, passed to the module as JSON (guest.Config)",
 			"  memory_limit  64 KiB pages per instance (default 1024 = 64 MiB; a Go guest needs 32)",
+			"  timeout       per call into the module (default 5s): a module still running is stopped, and its batch bisected",
 		},
 		Example: `- wasm: {module: redact.wasm, config: {mask: "#"}}`,
 		build:   buildWasm,
@@ -68,7 +70,7 @@ func init() {
 }
 
 func buildWasm(d *decoder, n *yaml.Node) (processor, string, bool) {
-	fs := d.fields(n, "wasm", "module", "config", "memory_limit")
+	fs := d.fields(n, "wasm", "module", "config", "memory_limit", "timeout")
 	if fs == nil {
 		return nil, "", false
 	}
@@ -91,6 +93,18 @@ func buildWasm(d *decoder, n *yaml.Node) (processor, string, bool) {
 			return nil, "", false
 		}
 		pages = uint32(p)
+	}
+	timeout := wasm.DefaultTimeout
+	if v, ok := fs["timeout"]; ok {
+		t, good := d.duration(v.val, "wasm.timeout")
+		if !good {
+			return nil, "", false
+		}
+		if t < time.Millisecond {
+			d.errorf(v.val, "e.g. 500ms", "wasm.timeout: %v is too short", t)
+			return nil, "", false
+		}
+		timeout = t
 	}
 	config := []byte("{}")
 	if v, ok := fs["config"]; ok {
@@ -124,9 +138,10 @@ func buildWasm(d *decoder, n *yaml.Node) (processor, string, bool) {
 	// Instantiate once now, so a module that fails its init is reported
 	// at load, not on the first batch.
 	st := wasm.NewStage(m, config, slogWriter{filepath.Base(path), "stdout"}, slogWriter{filepath.Base(path), "stderr"})
+	st.Timeout = timeout
 	if err := st.Start(context.Background()); err != nil {
 		d.errorf(f.val, "", "wasm.module: %v", err)
 		return nil, "", false
 	}
-	return st, fmt.Sprintf("module %s (%d KiB), memory limit %d MiB, config %s", filepath.Base(path), len(raw)>>10, pages/16, config), true
+	return st, fmt.Sprintf("module %s (%d KiB), memory limit %d MiB, timeout %v, config %s", filepath.Base(path), len(raw)>>10, pages/16, timeout, config), true
 }

@@ -61,7 +61,11 @@ func NewRuntime(ctx context.Context, c Config) (*Runtime, error) {
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
-	rc := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithMemoryLimitPages(c.MemoryLimitPages)
+	// Closing a module when its call's context ends is the only way
+	// wazero stops a runaway loop. It costs: see the README (WASM
+	// stages); a cheaper deadline (fuel injected at load) is planned.
+	rc := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithMemoryLimitPages(c.MemoryLimitPages).
+		WithCloseOnContextDone(true)
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		r.Close(ctx)

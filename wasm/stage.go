@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/sdk/abi"
@@ -21,9 +22,16 @@ type Stage struct {
 	config         []byte
 	stdout, stderr io.Writer
 	inst           *Instance
+	// Timeout bounds each call into the module (one batch, or part of one
+	// while bisecting); a module still running then is stopped and its
+	// instance discarded. 0: DefaultTimeout.
+	Timeout time.Duration
 	// Discarded counts instances thrown away after a failed call.
 	Discarded int
 }
+
+// DefaultTimeout is a Stage's default per-call timeout.
+const DefaultTimeout = 5 * time.Second
 
 // NewStage makes a stage of module m with its config (JSON).
 func NewStage(m *Module, config []byte, stdout, stderr io.Writer) *Stage {
@@ -75,7 +83,17 @@ func (s *Stage) run(ctx context.Context, in []sdk.Record, base int, res *sdk.Res
 		return err
 	}
 	var part sdk.Results
-	err = inst.Process(ctx, in[0].Topic, in, &part)
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	err = inst.Process(cctx, in[0].Topic, in, &part)
+	timedOut := cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	cancel()
+	if timedOut {
+		err = fmt.Errorf("stopped after the stage timeout of %v: %w", timeout, err)
+	}
 	if err == nil {
 		for _, o := range part.Out {
 			if o.Source < 0 || o.Source >= len(in) {

@@ -216,3 +216,43 @@ func TestCompileRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestRunawayLoop: a module that never returns is stopped at the stage
+// timeout (plus at most 100 ms), its record fails, and the stage goes on.
+func TestRunawayLoop(t *testing.T) {
+	rt := newRuntime(t, 0)
+	m, err := rt.Compile(context.Background(), "misbehave", build(t, "./testdata/misbehave"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStage(m, nil, nil, nil)
+	s.Timeout = 300 * time.Millisecond
+	defer s.Close(context.Background())
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var res sdk.Results
+	start := time.Now()
+	if err := s.Process(context.Background(), []sdk.Record{{Value: []byte("loop"), Topic: "t"}}, &res); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Err.Error(), "stage timeout") {
+		t.Fatalf("results %+v", res)
+	}
+	if took > s.Timeout+100*time.Millisecond {
+		t.Fatalf("stopped after %v, timeout %v", took, s.Timeout)
+	}
+	// In a batch, the looping record is found by bisection and the others
+	// are delivered.
+	res.Reset()
+	in := []sdk.Record{{Value: []byte("a"), Topic: "t"}, {Value: []byte("loop"), Topic: "t"}, {Value: []byte("b"), Topic: "t"}, {Value: []byte("c"), Topic: "t"}}
+	start = time.Now()
+	if err := s.Process(context.Background(), in, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Out) != 3 || len(res.Failed) != 1 || res.Failed[0].Source != 1 {
+		t.Fatalf("results %+v", res)
+	}
+	t.Logf("one looping record: stopped in %v (timeout %v); in a batch of 4, isolated in %v", took, s.Timeout, time.Since(start))
+}

@@ -2,8 +2,9 @@
 
 // Command misbehave is a test module: a record's value says how to fail.
 // "panic" panics (the SDK turns it into the record's error), "exit" ends
-// the guest (the call fails and the instance is lost), "oom" allocates
-// past any memory limit; any other value comes back upper-cased.
+// the guest (the call fails and the instance is lost), "loop" never
+// returns, "oom" allocates past any memory limit; any other value comes
+// back upper-cased.
 package main
 
 import (
@@ -25,6 +26,10 @@ func init() {
 			panic("asked to")
 		case "exit":
 			os.Exit(3)
+		case "loop":
+			for {
+				sink = sink[:0]
+			}
 		case "oom":
 			for {
 				sink = append(sink, make([]byte, 16<<20))
