@@ -103,7 +103,13 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	case StartTime:
 		reset = kgo.NewOffset().AfterMilli(s.Input.Start.Time.UnixMilli())
 	}
-	r := &runner{spec: s, log: log, m: m, st: st, chain: newChain(s.Stages), outTopic: map[string]string{}}
+	// This run's own copy of the stages: another Run of the same Spec
+	// (another member of the group in this process) must not share them.
+	stages, err := s.compileStages()
+	if err != nil {
+		return fmt.Errorf("pipelines: %s: %w", s.Name, err)
+	}
+	r := &runner{spec: s, log: log, m: m, st: st, chain: newChain(stages), outTopic: map[string]string{}}
 	for _, out := range s.Outputs {
 		r.outTopic[out.Name] = out.Topic
 	}

@@ -28,6 +28,22 @@ type Spec struct {
 	OnError Policy
 	Batch   BatchLimits
 	Tests   []TestCase
+
+	raw []byte // the spec's text, to compile more copies of the stages
+}
+
+// compileStages compiles another copy of the stages: a stage is used by
+// one goroutine at a time, so each Run of a Spec gets its own. A Spec not
+// made by Parse has only its own Stages.
+func (s *Spec) compileStages() ([]*Stage, error) {
+	if s.raw == nil {
+		return s.Stages, nil
+	}
+	c, err := Parse(s.File, s.raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.Stages, nil
 }
 
 // Input is where a pipeline reads.
@@ -187,7 +203,7 @@ func Parse(file string, raw []byte) (*Spec, error) {
 		return nil, empty
 	}
 	root := doc.Content[0]
-	s := &Spec{File: file, Batch: BatchLimits{Records: DefaultBatchRecords}}
+	s := &Spec{File: file, Batch: BatchLimits{Records: DefaultBatchRecords}, raw: raw}
 	fs := d.fields(root, "pipeline", "pipeline", "input", "stages", "output", "on_error", "batch", "tests")
 	if fs == nil {
 		return nil, d.errs
