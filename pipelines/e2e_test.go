@@ -40,18 +40,6 @@ stages:
 output: huge_clicks
 `
 
-type outRec struct {
-	key string
-	seq int
-}
-
-// startBroker runs a weir node for the test.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	addr, _ := startNode(t)
-	return addr
-}
-
 // startNode runs a weir node for the test and returns its address and
 // its broker for in-process pipelines.
 func startNode(t *testing.T) (string, pipelines.LocalBroker) {

@@ -70,9 +70,8 @@ func (e *exprEnv) slots() [maxSlots]*any {
 type envUse struct {
 	key, value, headers bool
 	// wholeValue: some expression needs the whole decoded value; else
-	// valuePaths are the only fields read (see lazy.go).
+	// only fields in the stage's slots are read (see lazy.go).
 	wholeValue bool
-	valuePaths [][]string
 }
 
 func (u *envUse) or(o envUse) {
@@ -80,7 +79,6 @@ func (u *envUse) or(o envUse) {
 	u.value = u.value || o.value
 	u.headers = u.headers || o.headers
 	u.wholeValue = u.wholeValue || o.wholeValue
-	u.valuePaths = prunePaths(append(u.valuePaths, o.valuePaths...))
 }
 
 type useVisitor struct{ use *envUse }
@@ -135,9 +133,8 @@ func (d *decoder) compile(n *yaml.Node, what string, boolean bool, slots *slotTa
 	node := p.Node()
 	ast.Walk(&node, useVisitor{&prog.use})
 	if prog.use.value {
-		paths, ok := valuePaths(node)
-		prog.use.valuePaths, prog.use.wholeValue = paths, !ok
-		if ok {
+		prog.use.wholeValue = !readsOnlyFields(node)
+		if !prog.use.wholeValue {
 			patch := &slotPatcher{slots: slots}
 			fast, err := expr.Compile(src, append(opts, expr.Patch(patch))...)
 			if err != nil || patch.overflow {

@@ -10,17 +10,19 @@ import (
 // Lazy value decoding. Most expressions read a few fields of a JSON value
 // (value.country, value.user.id). For those, decoding the whole value into
 // maps costs ten times the expression. So when every use of value in an
-// expression is such a chain of constant field names, the evaluator reads
-// only those fields  and hands the expression a map holding just them: the
-// expression cannot tell, since it reads nothing else. Any other use of
-// value (value itself, value[key], len(value), ...) decodes it whole. The
-// value is checked to be one valid JSON object in the same single pass
-// that finds the fields (jsonscan.go), so a malformed value behaves as it
-// would when decoded whole: it is a string.
+// expression is a chain of constant field names, the expression is
+// rewritten to read each top-level field from an environment slot
+// (slotPatcher), and the evaluator decodes only those fields into the
+// slots (lazySlots): the expression cannot tell, since it reads nothing
+// else. Any other use of value (value itself, value[key], len(value),
+// $env...) decodes it whole. The value is checked to be one valid JSON
+// object in the same single pass that finds the fields (jsonscan.go), so a
+// malformed value behaves as it would when decoded whole: it is a string,
+// and the original expression runs on it.
 
-// valuePaths returns the field paths an expression reads from value, and
-// false when it uses value in a way that needs the whole of it.
-func valuePaths(root ast.Node) ([][]string, bool) {
+// readsOnlyFields reports whether every use of value in the expression is
+// a chain of constant field names (value.a, value["a"].b).
+func readsOnlyFields(root ast.Node) bool {
 	var members []*ast.MemberNode
 	var idents []*ast.IdentifierNode
 	ast.Walk(&root, collector(func(n ast.Node) {
@@ -28,101 +30,51 @@ func valuePaths(root ast.Node) ([][]string, bool) {
 		case *ast.MemberNode:
 			members = append(members, x)
 		case *ast.IdentifierNode:
-			// $env (as in $env.value.x) reads value past the paths: whole.
+			// $env (as in $env.value.x) reads value past the fields: whole.
 			if x.Value == "value" || x.Value == "$env" {
 				idents = append(idents, x)
 			}
 		}
 	}))
-	inner := map[ast.Node]bool{}
-	for _, m := range members {
-		if c, ok := m.Node.(*ast.MemberNode); ok {
-			inner[c] = true
-		}
-	}
 	covered := map[*ast.IdentifierNode]bool{}
-	var paths [][]string
 	for _, m := range members {
-		if inner[m] {
-			continue
+		if id := chainRoot(m); id != nil {
+			covered[id] = true
 		}
-		path, id := memberChain(m)
-		if id == nil {
-			continue
-		}
-		covered[id] = true
-		paths = append(paths, path)
 	}
 	for _, id := range idents {
 		if !covered[id] {
-			return nil, false
+			return false
 		}
 	}
-	return prunePaths(paths), true
+	return true
 }
 
 type collector func(ast.Node)
 
 func (c collector) Visit(n *ast.Node) { c(*n) }
 
-// memberChain unwinds value.a.b (or value["a"]["b"]) into [a b] and the
-// value identifier at its root; nil when the chain is not all constant
-// field names on value.
-func memberChain(m *ast.MemberNode) ([]string, *ast.IdentifierNode) {
-	var rev []string
+// chainRoot is the value identifier at the root of value.a.b (or
+// value["a"]["b"]); nil when the chain is not all constant field names on
+// value.
+func chainRoot(m *ast.MemberNode) *ast.IdentifierNode {
 	var n ast.Node = m
 	for {
 		switch x := n.(type) {
 		case *ast.MemberNode:
-			s, ok := x.Property.(*ast.StringNode)
-			if !ok || x.Method {
-				return nil, nil
+			if _, ok := x.Property.(*ast.StringNode); !ok || x.Method {
+				return nil
 			}
-			rev = append(rev, s.Value)
 			n = x.Node
 		case *ast.IdentifierNode:
 			if x.Value != "value" {
-				return nil, nil
+				return nil
 			}
-			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
-				rev[i], rev[j] = rev[j], rev[i]
-			}
-			return rev, x
+			return x
 		default:
-			return nil, nil
+			return nil
 		}
 	}
-}
-
-// prunePaths drops duplicates and paths that extend another path (the
-// shorter one brings the whole subtree).
-func prunePaths(paths [][]string) [][]string {
-	var out [][]string
-	for i, p := range paths {
-		keep := true
-		for j, q := range paths {
-			if i == j {
-				continue
-			}
-			if len(q) < len(p) && isPrefix(q, p) || len(q) == len(p) && isPrefix(q, p) && j < i {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func isPrefix(q, p []string) bool {
-	for i := range q {
-		if q[i] != p[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // slotTable assigns the top-level value fields read by one stage's

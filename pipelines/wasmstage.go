@@ -135,11 +135,11 @@ func buildWasm(d *decoder, n *yaml.Node) (processor, string, bool) {
 		d.errorf(f.val, "", "wasm.module: %v", err)
 		return nil, "", false
 	}
-	// Instantiate once now, so a module that fails its init is reported
-	// at load, not on the first batch.
+	// Instantiate once now (and let go), so a module that fails its init
+	// is reported at load, not on the first batch.
 	st := wasm.NewStage(m, config, slogWriter{filepath.Base(path), "stdout"}, slogWriter{filepath.Base(path), "stderr"})
 	st.Timeout = timeout
-	if err := st.Start(context.Background()); err != nil {
+	if err := st.Check(context.Background()); err != nil {
 		d.errorf(f.val, "", "wasm.module: %v", err)
 		return nil, "", false
 	}

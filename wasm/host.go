@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -35,7 +34,6 @@ var ErrImport = errors.New("wasm: module import")
 type Runtime struct {
 	r     wazero.Runtime
 	cache wazero.CompilationCache
-	once  sync.Once
 }
 
 // Config of a Runtime.

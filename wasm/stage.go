@@ -130,9 +130,13 @@ func (s *Stage) run(ctx context.Context, in []sdk.Record, base int, res *sdk.Res
 	return s.run(ctx, in[mid:], base+mid, res)
 }
 
-// Start instantiates the module now (running its init), so a failing init
-// is reported before the first batch.
-func (s *Stage) Start(ctx context.Context) error {
-	_, err := s.instance(ctx)
-	return err
+// Check instantiates the module (running its init) and discards the
+// instance, so a failing init is reported when a spec is loaded; the
+// stage instantiates again on its first batch.
+func (s *Stage) Check(ctx context.Context) error {
+	in, err := s.m.Instantiate(ctx, s.config, s.stdout, s.stderr)
+	if err != nil {
+		return err
+	}
+	return in.Close(ctx)
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -271,67 +268,6 @@ func testPipelineOffline(t *testing.T, bin string) {
 			t.Fatalf("test bad: exit %d stderr %q", r.code, r.stderr)
 		}
 	})
-}
-
-// startServeArgs is startServe with extra arguments.
-func startServeArgs(t *testing.T, bin, dataDir string, extra ...string) *weirProc {
-	t.Helper()
-	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(bin, args...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start weir serve: %v", err)
-	}
-	p := &weirProc{cmd: cmd, stderr: &serveStderr{}, done: make(chan struct{})}
-	addrs := make(chan [2]string, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(p.stderr, line)
-			if rest, ok := strings.CutPrefix(line, "weir: serving Kafka on "); ok {
-				kafka, rest, _ := strings.Cut(rest, ",")
-				_, rest, _ = strings.Cut(rest, "http://")
-				web, _, _ := strings.Cut(rest, "/metrics")
-				addrs <- [2]string{strings.TrimSpace(kafka), web}
-			}
-		}
-		io.Copy(io.Discard, pipe)
-	}()
-	go func() {
-		<-scanned
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("weir serve stderr:\n%s", p.stderr.String())
-		}
-	})
-	select {
-	case a := <-addrs:
-		p.kafka, p.http = a[0], a[1]
-	case <-p.done:
-		t.Fatalf("weir serve exited before serving: %v\n%s", p.waitErr, p.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("weir serve did not print its address within 30s:\n%s", p.stderr.String())
-	}
-	if _, _, err := net.SplitHostPort(p.kafka); err != nil || p.http == "" {
-		t.Fatalf("could not parse addresses from %q:\n%s", p.kafka, p.stderr.String())
-	}
-	return p
 }
 
 // startPipelineServe runs weir serve with no initial rebalance delay (a

@@ -63,7 +63,14 @@ type weirProc struct {
 // for the line that names the Kafka address.
 func startServe(t *testing.T, bin, dataDir string) *weirProc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	return startServeArgs(t, bin, dataDir)
+}
+
+// startServeArgs is startServe with extra arguments.
+func startServeArgs(t *testing.T, bin, dataDir string, extra ...string) *weirProc {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(bin, args...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -77,21 +84,21 @@ func startServe(t *testing.T, bin, dataDir string) *weirProc {
 	go func() {
 		defer close(scanned)
 		sc := bufio.NewScanner(pipe)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(p.stderr, line)
-			// weir: serving Kafka on ADDR, metrics on http://ADDR/metrics (data in DIR)
 			if rest, ok := strings.CutPrefix(line, "weir: serving Kafka on "); ok {
 				kafka, rest, _ := strings.Cut(rest, ",")
 				_, rest, _ = strings.Cut(rest, "http://")
-				http, _, _ := strings.Cut(rest, "/metrics")
-				addrs <- [2]string{strings.TrimSpace(kafka), http}
+				web, _, _ := strings.Cut(rest, "/metrics")
+				addrs <- [2]string{strings.TrimSpace(kafka), web}
 			}
 		}
 		io.Copy(io.Discard, pipe)
 	}()
 	go func() {
-		<-scanned // Wait closes the pipe: read it all first
+		<-scanned
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
