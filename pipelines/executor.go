@@ -135,7 +135,8 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 		// Membership and commits over the Kafka protocol; records read
 		// and written in process. Partitions leaving in a rebalance have
 		// their batch in flight acknowledged and committed first.
-		src = &localSource{lb: o.Local, assigned: map[tp]int64{}, wake: make(chan struct{}, 1)}
+		src = &localSource{lb: o.Local, assigned: map[tp]int64{}, wake: make(chan struct{}, 1),
+			freeRecs: make(chan []sdk.Record, 4), freeBufs: make(chan []byte, 16)}
 		opts = append(opts,
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { src.assign(m) }),
 			kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -284,6 +285,9 @@ type batchInFlight struct {
 	outCount  map[string]int64
 	offsets   map[string]map[int32]int64 // next offset to read, per input partition
 	committed int64
+	// release, when set, is called once every output is acknowledged
+	// (nothing aliases the batch's input buffers any more).
+	release func()
 }
 
 // commit commits the group's offsets of the given partitions and checks
@@ -337,6 +341,9 @@ func (r *runner) setInflight(b *batchInFlight) {
 // then commits b's input offsets.
 func (r *runner) finish(ctx context.Context, b *batchInFlight) error {
 	b.pending.Wait()
+	if b.release != nil {
+		b.release()
+	}
 	b.mu.Lock()
 	err := b.firstErr
 	b.mu.Unlock()
@@ -369,7 +376,8 @@ type partBatch struct {
 	topic     string
 	partition int32
 	recs      []sdk.Record
-	hw        int64 // the partition's high watermark when read
+	hw        int64    // the partition's high watermark when read
+	bufs      [][]byte // read buffers the records alias (local source)
 }
 
 // sink writes output records; done is called once each is acknowledged

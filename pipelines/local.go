@@ -68,6 +68,41 @@ type localSource struct {
 	pending []partBatch
 	// wake tells an idle loop that partitions were assigned.
 	wake chan struct{}
+
+	// Reuse, since a batch's allocations were most of a pipeline's
+	// garbage: scratch is read's decoding space; freeRecs holds record
+	// slices back from processed batches, freeBufs read buffers back from
+	// finished ones (whose outputs no longer alias them).
+	scratch  []record.Record
+	freeRecs chan []sdk.Record
+	freeBufs chan []byte
+}
+
+// recycle takes back a processed batch's record slices; its buffers come
+// back through releaser once the batch is finished.
+func (s *localSource) recycle(parts []partBatch) {
+	for _, pb := range parts {
+		select {
+		case s.freeRecs <- pb.recs[:0]:
+		default:
+		}
+	}
+}
+
+// releaser returns a func giving the batch's read buffers back.
+func (s *localSource) releaser(parts []partBatch) func() {
+	var bufs [][]byte
+	for _, pb := range parts {
+		bufs = append(bufs, pb.bufs...)
+	}
+	return func() {
+		for _, b := range bufs {
+			select {
+			case s.freeBufs <- b[:0]:
+			default:
+			}
+		}
+	}
 }
 
 // discardPending drops the batch read ahead and moves its partitions'
@@ -204,9 +239,19 @@ func (s *localSource) read(limit int) ([]partBatch, error) {
 		if !ok || next < 0 {
 			continue
 		}
-		pb := partBatch{topic: k.topic, partition: k.partition, recs: make([]sdk.Record, 0, min(limit-total, 1<<16))}
+		pb := partBatch{topic: k.topic, partition: k.partition}
+		select {
+		case pb.recs = <-s.freeRecs:
+		default:
+			pb.recs = make([]sdk.Record, 0, min(limit-total, 1<<16))
+		}
 		for total < limit {
-			data, hw, err := s.lb.Read(nil, k.topic, k.partition, next, localReadBytes)
+			var buf []byte
+			select {
+			case buf = <-s.freeBufs:
+			default:
+			}
+			data, hw, err := s.lb.Read(buf, k.topic, k.partition, next, localReadBytes)
 			if err != nil {
 				return nil, fmt.Errorf("%s/%d at %d: %w", k.topic, k.partition, next, err)
 			}
@@ -214,8 +259,9 @@ func (s *localSource) read(limit int) ([]partBatch, error) {
 			if len(data) == 0 {
 				break
 			}
-			// data is a fresh buffer (nil passed in): the records may keep
-			// it until their outputs are acknowledged.
+			// The records alias data until their outputs are acknowledged:
+			// it goes back to freeBufs when the batch is finished.
+			pb.bufs = append(pb.bufs, data)
 			for len(data) > 0 {
 				h, batch, rest, err := record.Next(data)
 				if err != nil {
@@ -225,10 +271,11 @@ func (s *localSource) read(limit int) ([]partBatch, error) {
 				if h.Control() || h.LastOffset() < next {
 					continue
 				}
-				recs, err := record.Records(batch, maxDecompressed)
+				recs, err := record.AppendRecords(s.scratch[:0], batch, maxDecompressed)
 				if err != nil {
 					return nil, fmt.Errorf("%s/%d batch at %d: %w", k.topic, k.partition, h.BaseOffset, err)
 				}
+				s.scratch = recs
 				for _, rr := range recs {
 					if rr.Offset < next {
 						continue
@@ -432,6 +479,8 @@ func (r *runner) runLocal(ctx context.Context, src *localSource, adm *kadm.Clien
 			next <- readAhead{p, err}
 		}()
 		cur, halted := r.start(ctx, parts)
+		src.recycle(parts)
+		cur.release = src.releaser(parts)
 		err = finishInflight()
 		r.setInflight(cur)
 		ahead := <-next

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // RecordHeader is one header of a record. Key is never null in Kafka; a nil
@@ -48,41 +49,49 @@ const minHeaderSize = 2
 // Keys and values alias batch for uncompressed batches and a fresh
 // decompression buffer otherwise; header keys are copied into strings.
 func Records(batch []byte, maxDecompressed int) ([]Record, error) {
+	return AppendRecords(nil, batch, maxDecompressed)
+}
+
+// AppendRecords is Records appending to dst (whose spare capacity it
+// reuses); on error it returns dst unchanged.
+func AppendRecords(dst []Record, batch []byte, maxDecompressed int) ([]Record, error) {
 	h, err := whole(batch)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if !h.Codec().known() {
-		return nil, fmt.Errorf("%w: %d", ErrCodec, h.Codec())
+		return dst, fmt.Errorf("%w: %d", ErrCodec, h.Codec())
 	}
 	if h.NumRecords < 0 {
-		return nil, fmt.Errorf("%w: %d", ErrNoRecords, h.NumRecords)
+		return dst, fmt.Errorf("%w: %d", ErrNoRecords, h.NumRecords)
 	}
 	data := batch[HeaderSize:]
 	if h.Codec() != CodecNone && (len(data) > 0 || h.NumRecords > 0) {
 		data, err = decompress(h.Codec(), data, maxDecompressed)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 	}
 	if int64(h.NumRecords) > int64(len(data)/minRecordSize) {
-		return nil, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCorrupt, h.NumRecords, len(data))
+		return dst, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCorrupt, h.NumRecords, len(data))
 	}
 	if h.NumRecords == 0 {
 		if len(data) != 0 {
-			return nil, fmt.Errorf("%w: %d bytes in a batch of no records", ErrCorrupt, len(data))
+			return dst, fmt.Errorf("%w: %d bytes in a batch of no records", ErrCorrupt, len(data))
 		}
-		return nil, nil
+		return dst, nil
 	}
-	recs := make([]Record, h.NumRecords)
+	n := len(dst)
+	recs := slices.Grow(dst, int(h.NumRecords))[:n+int(h.NumRecords)]
 	d := decoder{b: data}
-	for i := range recs {
+	for i := n; i < len(recs); i++ {
+		recs[i] = Record{}
 		if err := d.record(&recs[i], h); err != nil {
-			return nil, fmt.Errorf("%w: record %d: %s", ErrCorrupt, i, err.Error())
+			return dst, fmt.Errorf("%w: record %d: %s", ErrCorrupt, i-n, err.Error())
 		}
 	}
 	if len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(d.b))
+		return dst, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(d.b))
 	}
 	return recs, nil
 }
