@@ -4,6 +4,13 @@
 // environment, and called once per batch. Guest stdout and stderr go to the
 // writers given. A trap or a failed call discards the instance; the next
 // batch gets a fresh one.
+//
+// A call ends when its context does, even inside a loop that never returns:
+// Compile meters the module (package wasm/internal/meter injects a fuel
+// count at every function entry and loop head), the host gives each call
+// FuelChunk units, and each time they run out it checks the call's context
+// and either refills or stops the call. This costs a few percent where
+// wazero's own WithCloseOnContextDone costs 7-15x (see the README).
 package wasm
 
 import (
@@ -19,6 +26,7 @@ import (
 
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/sdk/abi"
+	"github.com/weirstream/weir/wasm/internal/meter"
 )
 
 // ErrABI is returned by Compile for a module that is not a weir module of
@@ -32,8 +40,19 @@ var ErrImport = errors.New("wasm: module import")
 // Runtime compiles and runs modules. Modules of one Runtime share its
 // memory limit.
 type Runtime struct {
-	r     wazero.Runtime
-	cache wazero.CompilationCache
+	r       wazero.Runtime
+	cache   wazero.CompilationCache
+	metered bool
+}
+
+// fuelExhausted is the meter's import: a metered module calls it when its
+// fuel runs out. It ends the call (a panic wazero turns into the call's
+// error) once the call's context is done, and refills the fuel otherwise.
+func fuelExhausted(ctx context.Context, m api.Module, _ []uint64) {
+	if err := ctx.Err(); err != nil {
+		panic(err)
+	}
+	m.ExportedGlobal(meter.GlobalExport).(api.MutableGlobal).Set(FuelChunk)
 }
 
 // Config of a Runtime.
@@ -43,7 +62,16 @@ type Config struct {
 	// MemoryLimitPages caps each instance's memory, in 64 KiB pages; a Go
 	// guest needs at least 32. 0: 1024 (64 MiB).
 	MemoryLimitPages uint32
+	// Unmetered compiles modules without the fuel checks: a call then
+	// cannot be stopped before it returns, whatever its context says. For
+	// trusted modules and for measuring what metering costs.
+	Unmetered bool
 }
+
+// FuelChunk is the fuel (an upper bound on WASM instructions run) a call
+// gets at its start and at each refill; each refill checks the call's
+// context, so a call overruns its deadline by at most about one chunk.
+const FuelChunk = 1 << 20
 
 // NewRuntime makes a runtime with wazero's compiler.
 func NewRuntime(ctx context.Context, c Config) (*Runtime, error) {
@@ -59,17 +87,20 @@ func NewRuntime(ctx context.Context, c Config) (*Runtime, error) {
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
-	// Closing a module when its call's context ends is the only way
-	// wazero stops a runaway loop. It costs: see the README (WASM
-	// stages); a cheaper deadline (fuel injected at load) is planned.
-	rc := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithMemoryLimitPages(c.MemoryLimitPages).
-		WithCloseOnContextDone(true)
+	rc := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithMemoryLimitPages(c.MemoryLimitPages)
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		r.Close(ctx)
 		return nil, fmt.Errorf("wasm: WASI: %w", err)
 	}
-	return &Runtime{r: r, cache: cache}, nil
+	_, err = r.NewHostModuleBuilder(meter.ImportModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fuelExhausted), nil, nil).Export(meter.ImportName).
+		Instantiate(ctx)
+	if err != nil {
+		r.Close(ctx)
+		return nil, fmt.Errorf("wasm: meter: %w", err)
+	}
+	return &Runtime{r: r, cache: cache, metered: !c.Unmetered}, nil
 }
 
 // Close releases the runtime and every module and instance of it.
@@ -82,16 +113,27 @@ type Module struct {
 	compiled wazero.CompiledModule
 }
 
-// Compile validates and compiles a module: it must export the ABI v1
-// functions and import nothing but WASI.
+// Compile validates, meters (unless the runtime is Unmetered) and compiles
+// a module: it must export the ABI v1 functions and import nothing but
+// WASI.
 func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	if rt.metered {
+		m, err := meter.Instrument(wasm)
+		if err != nil {
+			if _, verr := rt.r.CompileModule(ctx, wasm); verr != nil {
+				return nil, fmt.Errorf("wasm: %s: %w", name, verr) // not valid WASM: say why
+			}
+			return nil, fmt.Errorf("wasm: %s: %w", name, err)
+		}
+		wasm = m
+	}
 	cm, err := rt.r.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: %s: %w", name, err)
 	}
 	for _, f := range cm.ImportedFunctions() {
 		mod, fn, _ := f.Import()
-		if mod != wasi_snapshot_preview1.ModuleName {
+		if mod != wasi_snapshot_preview1.ModuleName && !(rt.metered && mod == meter.ImportModule && fn == meter.ImportName) {
 			cm.Close(ctx)
 			return nil, fmt.Errorf("%w: %s imports %s.%s, which weir does not provide", ErrImport, name, mod, fn)
 		}
@@ -123,6 +165,7 @@ type Instance struct {
 	alloc   api.Function
 	process api.Function
 	mem     api.Memory
+	fuel    api.MutableGlobal // nil when unmetered
 	buf     []byte
 }
 
@@ -143,6 +186,9 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 		return nil, fmt.Errorf("wasm: %s: instantiate: %w", m.name, err)
 	}
 	in := &Instance{m: m, mod: mod, alloc: mod.ExportedFunction(abi.ExportAlloc), process: mod.ExportedFunction(abi.ExportProcess), mem: mod.Memory()}
+	if g, ok := mod.ExportedGlobal(meter.GlobalExport).(api.MutableGlobal); ok && m.rt.metered {
+		in.fuel = g
+	}
 	reply, err := in.call(ctx, mod.ExportedFunction(abi.ExportInit), config)
 	if err == nil && len(reply) > 0 {
 		err = errors.New(string(reply))
@@ -157,6 +203,9 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 // call copies data into the guest, calls fn with it and returns the reply
 // bytes (in guest memory, valid until the next call).
 func (in *Instance) call(ctx context.Context, fn api.Function, data []byte) ([]byte, error) {
+	if in.fuel != nil {
+		in.fuel.Set(FuelChunk)
+	}
 	res, err := in.alloc.Call(ctx, uint64(len(data)))
 	if err != nil {
 		return nil, err
