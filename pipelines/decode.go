@@ -13,10 +13,13 @@ import (
 // decoder walks a YAML document and collects every problem with its
 // position, so one run of `weir pipeline validate` reports them all.
 type decoder struct {
-	file  string
-	raw   []byte   // the spec's text, for positions inside scalars
-	lines []string // raw's lines, split on first use
-	errs  SpecErrors
+	file string
+	// pipeline and stage name the pipeline and the stage being decoded
+	// (for stages whose output names them).
+	pipeline, stage string
+	raw             []byte   // the spec's text, for positions inside scalars
+	lines           []string // raw's lines, split on first use
+	errs            SpecErrors
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Col: n.Column} }

@@ -215,6 +215,7 @@ func Parse(file string, raw []byte) (*Spec, error) {
 			d.errorf(f.val, "letters, digits, '.', '_' and '-', up to 200", "pipeline: name %q has characters that cannot name a consumer group or topic", name)
 		}
 		s.Name = name
+		d.pipeline = name
 	}
 	if f, ok := fs["input"]; !ok {
 		d.errorf(root, "input: {topics: [TOPIC]}", "missing field \"input\"")
@@ -524,6 +525,7 @@ func (d *decoder) stages(n *yaml.Node) []*Stage {
 				dupAt, dupHint = f.val, "stage names must be unique"
 			}
 		}
+		d.stage = st.Name
 		if names[st.Name] {
 			d.errorf(dupAt, dupHint, "stage: a second stage named %q", st.Name)
 		}

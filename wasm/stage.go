@@ -118,6 +118,10 @@ func (s *Stage) run(ctx context.Context, in []sdk.Record, base int, res *sdk.Res
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if !timedOut {
+		max, _ := inst.mem.Definition().Max() // pages: the runtime's limit when the module declares none or more
+		err = fmt.Errorf("its memory at %d of %d MiB: %w", inst.mem.Size()>>20, max>>4, err)
+	}
 	s.discard(ctx)
 	if len(in) == 1 {
 		res.Fail(base, fmt.Errorf("module %s failed on this record: %w", s.m.name, err))

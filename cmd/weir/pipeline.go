@@ -17,6 +17,7 @@ import (
 
 	"github.com/weirstream/weir/pipelines"
 	"github.com/weirstream/weir/runtime/server"
+	"github.com/weirstream/weir/wasm"
 )
 
 func newPipelineCmd() *cobra.Command {
@@ -39,6 +40,7 @@ func newPipelineValidateCmd() *cobra.Command {
 		Short: "Check pipeline files; print every problem as file:line:col and exit non-zero if any",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			useWasmCache()
 			bad := 0
 			for _, f := range args {
 				s, err := pipelines.Load(f)
@@ -68,6 +70,7 @@ func newPipelineExplainCmd() *cobra.Command {
 				pipelines.ExplainKinds(cmd.OutOrStdout())
 				return nil
 			}
+			useWasmCache()
 			s, err := pipelines.Load(args[0])
 			if err != nil {
 				return err
@@ -86,6 +89,7 @@ func newPipelineTestCmd() *cobra.Command {
 		Short: "Run the test cases in pipeline files (input records -> expected output records), no broker needed",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			useWasmCache()
 			failed, total := 0, 0
 			for _, f := range args {
 				s, err := pipelines.Load(f)
@@ -137,6 +141,7 @@ offsets; --from replays from earliest, latest, an offset or an RFC 3339 time
 flight is written and committed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			useWasmCache()
 			s, err := pipelines.Load(args[0])
 			if err != nil {
 				return err
@@ -170,6 +175,10 @@ flight is written and committed.`,
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9645)")
 	return cmd
 }
+
+// useWasmCache keeps the compiled code of the WASM stages the command
+// loads in the user's cache directory.
+func useWasmCache() { pipelines.SetWasmCacheDir(wasm.UserCacheDir()) }
 
 // fetchPipelines reads /pipelines from a running node.
 func fetchPipelines(ctx context.Context, addr string) ([]server.PipelineStatus, error) {

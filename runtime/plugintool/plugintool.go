@@ -41,15 +41,38 @@ func Build(ctx context.Context, dir, out string, stderr io.Writer) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	rt, err := wasm.NewRuntime(ctx, wasm.Config{})
+	rt, _, err := compile(ctx, filepath.Base(absOut), raw)
 	if err != nil {
-		return 0, err
-	}
-	defer rt.Close(ctx)
-	if _, err := rt.Compile(ctx, filepath.Base(absOut), raw); err != nil {
 		return 0, fmt.Errorf("plugin build: %s was built but is not a usable module: %w", absOut, err)
 	}
+	defer rt.Close(ctx)
 	return len(raw), nil
+}
+
+// compile compiles a module in a new runtime whose compilation cache is
+// the user's (wasm.UserCacheDir), or in memory when that cannot be used.
+func compile(ctx context.Context, name string, raw []byte) (*wasm.Runtime, *wasm.Module, error) {
+	try := func(dir string) (*wasm.Runtime, *wasm.Module, error) {
+		rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: dir})
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := rt.Compile(ctx, name, raw)
+		if err != nil {
+			rt.Close(ctx)
+			return nil, nil, err
+		}
+		return rt, m, nil
+	}
+	if dir := wasm.UserCacheDir(); dir != "" {
+		rt, m, err := try(dir)
+		if err == nil || errors.Is(err, wasm.ErrABI) || errors.Is(err, wasm.ErrImport) {
+			return rt, m, err
+		}
+		// A module that does not compile, or a cache that cannot be
+		// written: the former fails again below.
+	}
+	return try("")
 }
 
 // InputRecord is one line of `weir plugin test --input`: value is a string
@@ -116,15 +139,11 @@ func Test(ctx context.Context, module string, config []byte, input io.Reader, w 
 	if !json.Valid(config) {
 		return 0, 0, errors.New("plugin test: --config is not JSON")
 	}
-	rt, err := wasm.NewRuntime(ctx, wasm.Config{})
+	rt, m, err := compile(ctx, filepath.Base(module), raw)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer rt.Close(ctx)
-	m, err := rt.Compile(ctx, filepath.Base(module), raw)
-	if err != nil {
-		return 0, 0, err
-	}
 	st := wasm.NewStage(m, config, log, log)
 	defer st.Close(ctx)
 	var res sdk.Results

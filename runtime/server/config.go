@@ -54,7 +54,8 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown; default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// PipelinesDir holds pipeline files (*.yaml, *.yml) that the node runs
-	// and keeps in step with the directory; empty: none.
+	// and keeps in step with the directory; empty: none. Their WASM stages'
+	// compiled code is cached in DataDir/wasm-cache.
 	PipelinesDir string `yaml:"pipelines_dir"`
 	// PipelinesReloadInterval is how often the directory is checked for
 	// changes; default 1s.

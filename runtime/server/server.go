@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -120,6 +121,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		close(s.done)
 	}()
 	if cfg.PipelinesDir != "" {
+		// WASM stages keep their compiled code with the node's data, so a
+		// restart does not compile them again.
+		pipelines.SetWasmCacheDir(filepath.Join(cfg.DataDir, "wasm-cache"))
 		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, localBroker{b}, pipelines.NewMetrics(reg), log)
 		s.pipes.start()
 	}

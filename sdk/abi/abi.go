@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/weirstream/weir/sdk"
@@ -74,13 +75,17 @@ func AppendBatch(b []byte, topic string, recs []sdk.Record) []byte {
 }
 
 // DecodeBatch decodes a batch; keys, values and header values alias b.
-func DecodeBatch(b []byte) ([]sdk.Record, error) {
+func DecodeBatch(b []byte) ([]sdk.Record, error) { return AppendBatchRecords(nil, b) }
+
+// AppendBatchRecords is DecodeBatch appending to dst, whose spare
+// capacity it reuses.
+func AppendBatchRecords(dst []sdk.Record, b []byte) ([]sdk.Record, error) {
 	d := decoder{b: b}
 	topic := d.string()
 	n := d.count(8 + 8 + 4 + 4 + 4 + 4)
-	var recs []sdk.Record
+	recs := dst
 	if d.err == nil {
-		recs = make([]sdk.Record, 0, n)
+		recs = slices.Grow(recs, n)
 	}
 	for i := 0; i < n && d.err == nil; i++ {
 		var r sdk.Record
