@@ -35,7 +35,8 @@ import (
 var ErrABI = errors.New("wasm: module ABI")
 
 // ErrImport is returned by Compile for a module importing a host function
-// it is not granted (only wasi_snapshot_preview1 is).
+// it is not granted: only wasi_snapshot_preview1 is, and of it not the
+// filesystem (path_*) or the network (sock_*).
 var ErrImport = errors.New("wasm: module import")
 
 // Runtime compiles and runs modules. Modules of one Runtime share its
@@ -166,6 +167,10 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 			cm.Close(ctx)
 			return nil, fmt.Errorf("%w: %s imports %s.%s, which weir does not provide", ErrImport, name, mod, fn)
 		}
+		if what := ungranted(mod, fn); what != "" {
+			cm.Close(ctx)
+			return nil, fmt.Errorf("%w: %s imports %s.%s: %s, which weir does not grant to modules", ErrImport, name, mod, fn, what)
+		}
 	}
 	exports := cm.ExportedFunctions()
 	if _, ok := exports[abi.ExportProcess]; !ok {
@@ -273,3 +278,19 @@ func (in *Instance) Process(ctx context.Context, topic string, batch []sdk.Recor
 
 // Close discards the instance.
 func (in *Instance) Close(ctx context.Context) error { return in.mod.Close(ctx) }
+
+// ungranted names the capability a WASI import needs that modules do not
+// get ("" for the rest: clocks, random, stdout and stderr, exit, and the
+// fd calls a Go guest's runtime imports, which find no preopened files).
+func ungranted(mod, fn string) string {
+	if mod != wasi_snapshot_preview1.ModuleName {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(fn, "path_"):
+		return "the filesystem"
+	case strings.HasPrefix(fn, "sock_"):
+		return "the network"
+	}
+	return ""
+}

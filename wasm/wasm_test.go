@@ -203,14 +203,16 @@ func TestCompileRefuses(t *testing.T) {
 		{"newer ABI", wasmModule("weir_v2_process", "", ""), ErrABI, "speaks ABI v2; this weir speaks v1"},
 		{"not a weir module", wasmModule("run", "", ""), ErrABI, "is not a weir module"},
 		{"unknown host function", wasmModule("weir_v1_process", "env", "open_socket"), ErrImport, "imports env.open_socket"},
-		{"not wasm", []byte("hello"), nil, "redact"},
+		{"filesystem", wasmModule("weir_v1_process", "wasi_snapshot_preview1", "path_open"), ErrImport, "path_open: the filesystem, which weir does not grant"},
+		{"network", wasmModule("weir_v1_process", "wasi_snapshot_preview1", "sock_accept"), ErrImport, "sock_accept: the network, which weir does not grant"},
+		{"not wasm", []byte("hello"), nil, "invalid magic number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := rt.Compile(ctx, "m", tc.wasm)
 			if err == nil {
 				t.Fatal("compiled")
 			}
-			if tc.is != nil && (!errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.msg)) {
+			if (tc.is != nil && !errors.Is(err, tc.is)) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("error %v, want %v containing %q", err, tc.is, tc.msg)
 			}
 		})
