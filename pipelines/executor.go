@@ -109,6 +109,7 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("pipelines: %s: %w", s.Name, err)
 	}
+	defer closeStages(stages)
 	r := &runner{spec: s, log: log, m: m, st: st, chain: newChain(stages), outTopic: map[string]string{}}
 	for _, out := range s.Outputs {
 		r.outTopic[out.Name] = out.Topic

@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"context"
 	"slices"
 	"sort"
 
@@ -45,3 +46,20 @@ func Kinds() []*StageKind {
 	}
 	return slices.Clip(ks)
 }
+
+// closeStages ends what stages hold outside the Go heap: plugin processes
+// and WASM instances. A stage used again starts them again.
+func closeStages(stages []*Stage) {
+	for _, st := range stages {
+		switch c := st.proc.(type) {
+		case interface{ Close() }:
+			c.Close()
+		case interface{ Close(context.Context) }:
+			c.Close(context.Background())
+		}
+	}
+}
+
+// Close ends the plugin processes and WASM instances the spec's stages
+// hold (after RunTests, say); using the spec again starts them again.
+func (s *Spec) Close() { closeStages(s.Stages) }

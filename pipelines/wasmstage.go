@@ -98,6 +98,7 @@ func compileWasm(name string, raw []byte, pages uint32) (*wasm.Module, error) {
 // one longer than guestLineMax is logged in pieces of that size.
 type guestLog struct {
 	pipeline, stage, module, stream string
+	plugin                          bool // a plugin's stderr, not a WASM module's
 
 	mu    sync.Mutex
 	buf   []byte // the line so far
@@ -134,8 +135,12 @@ func (w *guestLog) Write(p []byte) (int, error) {
 }
 
 func (w *guestLog) log(line []byte) {
-	slog.Default().LogAttrs(context.Background(), slog.LevelInfo, "wasm module output",
-		slog.String("pipeline", w.pipeline), slog.String("stage", w.stage), slog.String("module", w.module),
+	msg, kind := "wasm module output", "module"
+	if w.plugin {
+		msg, kind = "plugin output", "plugin"
+	}
+	slog.Default().LogAttrs(context.Background(), slog.LevelInfo, msg,
+		slog.String("pipeline", w.pipeline), slog.String("stage", w.stage), slog.String(kind, w.module),
 		slog.String("stream", w.stream), slog.String("line", string(line)))
 }
 

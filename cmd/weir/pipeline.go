@@ -100,6 +100,7 @@ func newPipelineTestCmd() *cobra.Command {
 					return fmt.Errorf("%s: no test cases (add a tests: list)", f)
 				}
 				results, err := s.RunTests(cmd.Context())
+				s.Close()
 				if err != nil {
 					return err
 				}

@@ -16,7 +16,10 @@ import (
 // Filter is a parsed config.
 type Filter struct {
 	allow map[string]struct{} // the allowed values of the field
-	min   []minTest
+	// allowList is allow as a list when it is short: searching it costs
+	// less than hashing in Go compiled to WASM.
+	allowList []string
+	min       []minTest
 	// wanted lists the top-level names the scanner looks for: field first
 	// (if any), then the min fields; a name appears once.
 	wanted  []string
@@ -80,6 +83,9 @@ func Parse(config []byte) (*Filter, error) {
 		for _, a := range c.Allow {
 			flt.allow[a] = struct{}{}
 		}
+		if len(flt.allow) <= maxAllowList {
+			flt.allowList = slices.Sorted(maps.Keys(flt.allow))
+		}
 	}
 	names := make([]string, 0, len(c.Min))
 	for name := range c.Min {
@@ -98,6 +104,7 @@ func Parse(config []byte) (*Filter, error) {
 		flt.min = append(flt.min, minTest{at: at, min: c.Min[name]})
 	}
 	flt.s.wanted = flt.wanted
+	flt.s.found = make([]span, len(flt.wanted))
 	return flt, nil
 }
 
@@ -124,7 +131,7 @@ func (f *Filter) keep(value []byte) bool {
 			return false
 		}
 		if !v.escaped {
-			if _, ok := f.allow[string(raw[1:len(raw)-1])]; !ok { // no allocation
+			if !f.allowed(raw[1 : len(raw)-1]) {
 				return false
 			}
 		} else {
@@ -146,10 +153,71 @@ func (f *Filter) keep(value []byte) bool {
 		if c := raw[0]; c != '-' && (c < '0' || c > '9') {
 			return false
 		}
-		n, err := strconv.ParseFloat(string(raw), 64) // no allocation
-		if err != nil || n < m.min {
+		n, ok := parseNumber(raw)
+		if !ok || n < m.min {
 			return false
 		}
 	}
 	return true
+}
+
+// maxAllowList is the most allowed values searched as a list.
+const maxAllowList = 8
+
+func (f *Filter) allowed(v []byte) bool {
+	if f.allowList == nil {
+		_, ok := f.allow[string(v)] // no allocation
+		return ok
+	}
+	for _, a := range f.allowList {
+		if len(a) == len(v) && a == string(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// pow10 are the powers of ten a float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseNumber is strconv.ParseFloat of a JSON number: its fast path for a
+// number with at most 15 significant digits, an integer or a decimal
+// fraction, inline (the mantissa and the power of ten are exact, so one
+// division rounds correctly), and the call otherwise.
+func parseNumber(raw []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(raw) > 0 && raw[0] == '-' {
+		i, neg = 1, true
+	}
+	var mant uint64
+	digits, frac := 0, 0
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if c-'0' < 10 {
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if frac > 0 {
+				frac++
+			}
+			continue
+		}
+		if c == '.' && frac == 0 {
+			frac = 1
+			continue
+		}
+		break
+	}
+	if i == len(raw) && digits <= 15 {
+		n := float64(mant)
+		if frac > 1 {
+			n /= pow10[frac-1]
+		}
+		if neg {
+			n = -n
+		}
+		return n, true
+	}
+	n, err := strconv.ParseFloat(string(raw), 64) // no allocation
+	return n, err == nil
 }

@@ -3,6 +3,8 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -61,6 +63,18 @@ func TestParseRefuses(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(config)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%s) = %v, want an error saying %q", config, err, want)
+		}
+	}
+}
+
+// TestParseNumber: the inline fast path agrees with strconv.ParseFloat.
+func TestParseNumber(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "100", "99.5", "-12.25", "0.1", "0.3", "123456789012345", "1234567890123456",
+		"9007199254740993", "1.000000000000001", "0.000000000000001", "3.14159265358979", "1e3", "-2.5E-3", "12345678901234567890"} {
+		want, werr := strconv.ParseFloat(s, 64)
+		got, ok := parseNumber([]byte(s))
+		if ok != (werr == nil) || math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("parseNumber(%s) = %v, %v; strconv: %v, %v", s, got, ok, want, werr)
 		}
 	}
 }

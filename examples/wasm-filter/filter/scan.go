@@ -1,17 +1,24 @@
 package filter
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // A one-pass JSON object scanner: it checks that a value is one valid JSON
 // object (the syntax encoding/json accepts, white space around it allowed)
 // and notes where the values of the wanted top-level fields are, without
-// decoding anything or allocating. It is one loop with an explicit stack
-// rather than a recursive descent: calls are what cost most in Go compiled
-// to WASM.
+// decoding anything or allocating.
+//
+// It is written for Go compiled to WASM, where a call costs far more than
+// natively (every call goes through the resumable-stack machinery) and so
+// does every taken branch: the top-level object is one loop with tight
+// inner loops per token (strings are skipped 8 bytes at a time), and only
+// a nested object or array (skipNested) or an escaped field name costs a
+// call.
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
@@ -31,17 +38,8 @@ type scanner struct {
 	wanted []string
 	found  []span // per wanted name, after scan
 	err    error  // why the last scan failed
-	stack  []byte // '{' and '[' of the open containers
+	stack  []byte // '{' and '[' of the open containers (skipNested)
 }
-
-// what the scanner expects next
-const (
-	stValue        = iota // a value
-	stValueOrClose        // a value or ']' (after '[')
-	stKey                 // a field name (after ',' in an object)
-	stKeyOrClose          // a field name or '}' (after '{')
-	stAfterValue          // ',' or the end of the container
-)
 
 // stop marks the bytes a string scan stops at: the closing quote, a
 // backslash and the control characters JSON forbids in strings.
@@ -53,9 +51,27 @@ var stop = func() (t [256]bool) {
 	return t
 }()
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+// space marks JSON white space.
+var space = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// stopMask sets the high bit of the bytes of w (8 bytes of a string,
+// little-endian) that a string scan stops at, '"', '\\' or a control
+// character; exact for the first of them (the borrows of the subtractions
+// can only mark bytes after a true one).
+func stopMask(w uint64) uint64 {
+	q := w ^ (ones * '"')
+	e := w ^ (ones * '\\')
+	return ((q-ones)&^q | (e-ones)&^e | (w-ones*0x20)&^w) & highs
+}
+
+func isDigit(c byte) bool { return c-'0' < 10 }
+
+func isHex(c byte) bool { return c-'0' < 10 || (c|0x20)-'a' < 6 }
 
 func (s *scanner) fail(i int, what string) bool {
 	s.err = fmt.Errorf("value is not a valid JSON object: %s at byte %d", what, i)
@@ -66,9 +82,9 @@ func (s *scanner) fail(i int, what string) bool {
 // duplicated field wins, as in encoding/json.
 func (s *scanner) scan(b []byte) bool {
 	s.err = nil
-	s.found = s.found[:0]
-	for range s.wanted {
-		s.found = append(s.found, span{})
+	found := s.found
+	for j := range found {
+		found[j] = span{}
 	}
 	if b == nil {
 		s.err = errNull
@@ -76,29 +92,217 @@ func (s *scanner) scan(b []byte) bool {
 	}
 	n := len(b)
 	i := 0
-	for i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	for i < n && space[b[i]] {
 		i++
 	}
-	if i == n || b[i] != '{' {
+	if i >= n || b[i] != '{' {
 		s.err = errNotObject
 		return false
 	}
-	stack := append(s.stack[:0], '{')
 	i++
+	for i < n && space[b[i]] {
+		i++
+	}
+	if i < n && b[i] == '}' {
+		i++
+	} else {
+		key := true // a field name comes next, else its value
+		field := -1 // the wanted field whose value comes next
+		for {
+			if i < n && b[i] <= ' ' {
+				for i < n && space[b[i]] {
+					i++
+				}
+			}
+			if i >= n {
+				return s.fail(i, "unexpected end")
+			}
+			c := b[i]
+			start := i
+			escaped := false
+			if c == '"' {
+				// The string, to its closing quote: 8 bytes at a time
+				// while 8 are left, then byte by byte.
+				for i++; ; {
+					if i+8 <= n {
+						m := stopMask(binary.LittleEndian.Uint64(b[i : i+8]))
+						if m == 0 {
+							i += 8
+							continue
+						}
+						i += bits.TrailingZeros64(m) >> 3
+					} else {
+						for i < n && !stop[b[i]] {
+							i++
+						}
+						if i >= n {
+							return s.fail(start, "unterminated string")
+						}
+					}
+					if c := b[i]; c == '"' {
+						i++
+						break
+					} else if c != '\\' {
+						return s.fail(i, "control character in a string")
+					}
+					escaped = true
+					if i+1 >= n {
+						return s.fail(start, "unterminated string")
+					}
+					switch b[i+1] {
+					case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+						i += 2
+					case 'u':
+						if i+6 > n || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+							return s.fail(i, "invalid \\u escape")
+						}
+						i += 6
+					default:
+						return s.fail(i, "invalid escape")
+					}
+				}
+				if key {
+					name := b[start+1 : i-1]
+					if escaped {
+						field = s.lookupEscaped(name)
+					} else {
+						for j, w := range s.wanted {
+							if len(w) == len(name) && w[0] == name[0] && w == string(name) {
+								field = j
+								break
+							}
+						}
+					}
+					for i < n && space[b[i]] {
+						i++
+					}
+					if i >= n || b[i] != ':' {
+						return s.fail(i, "want ':'")
+					}
+					i++
+					key = false
+					continue
+				}
+			} else if key {
+				return s.fail(i, "want a field name")
+			} else if c == '-' || isDigit(c) {
+				if c == '-' {
+					i++
+				}
+				if i < n && b[i] == '0' {
+					i++
+				} else if i < n && isDigit(b[i]) {
+					for i++; i < n && isDigit(b[i]); i++ {
+					}
+				} else {
+					return s.fail(start, "invalid number")
+				}
+				if i < n && b[i] == '.' {
+					i++
+					if i >= n || !isDigit(b[i]) {
+						return s.fail(start, "invalid number")
+					}
+					for i++; i < n && isDigit(b[i]); i++ {
+					}
+				}
+				if i < n && b[i]|0x20 == 'e' {
+					i++
+					if i < n && (b[i] == '+' || b[i] == '-') {
+						i++
+					}
+					if i >= n || !isDigit(b[i]) {
+						return s.fail(start, "invalid number")
+					}
+					for i++; i < n && isDigit(b[i]); i++ {
+					}
+				}
+			} else if c == '{' || c == '[' {
+				if i = s.skipNested(b, i); i < 0 {
+					return false
+				}
+			} else if c == 't' && n-i >= 4 && string(b[i:i+4]) == "true" ||
+				c == 'n' && n-i >= 4 && string(b[i:i+4]) == "null" {
+				i += 4
+			} else if c == 'f' && n-i >= 5 && string(b[i:i+5]) == "false" {
+				i += 5
+			} else {
+				return s.fail(i, fmt.Sprintf("unexpected %q", c))
+			}
+			// A value ended at i.
+			if field >= 0 {
+				found[field] = span{start: start, end: i, escaped: escaped}
+				field = -1
+			}
+			for i < n && space[b[i]] {
+				i++
+			}
+			if i >= n {
+				return s.fail(i, "unexpected end")
+			}
+			if c := b[i]; c == ',' {
+				i++
+				key = true
+				continue
+			} else if c == '}' {
+				i++
+				break
+			}
+			return s.fail(i, "want ',' or '}'")
+		}
+	}
+	for i < n && space[b[i]] {
+		i++
+	}
+	if i != n {
+		return s.fail(i, "data after the object")
+	}
+	return true
+}
+
+// lookupEscaped returns the index in wanted of a top-level field name
+// with escapes (its bytes between the quotes), or -1.
+func (s *scanner) lookupEscaped(name []byte) int {
+	var k string
+	if json.Unmarshal(append(append([]byte{'"'}, name...), '"'), &k) != nil {
+		return -1
+	}
+	for j, w := range s.wanted {
+		if k == w {
+			return j
+		}
+	}
+	return -1
+}
+
+// what skipNested expects next
+const (
+	stValue        = iota // a value
+	stValueOrClose        // a value or ']' (after '[')
+	stKey                 // a field name (after ',' in an object)
+	stKeyOrClose          // a field name or '}' (after '{')
+	stAfterValue          // ',' or the end of the container
+)
+
+// skipNested checks the object or array at b[i] (a field's value in the
+// top-level object) and returns the index after it, or -1 with s.err set.
+// It is one loop with an explicit stack rather than a recursive descent.
+func (s *scanner) skipNested(b []byte, i int) int {
+	n := len(b)
+	stack := append(s.stack[:0], '{', b[i]) // the top-level object, then this value
 	state := stKeyOrClose
-	field, fieldStart := -1, 0 // the wanted field whose value is being scanned
+	if b[i] == '[' {
+		state = stValueOrClose
+	}
+	i++
 	for {
-		for i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		for i < n && space[b[i]] {
 			i++
 		}
 		if i >= n {
-			return s.fail(i, "unexpected end")
+			s.fail(i, "unexpected end")
+			return -1
 		}
 		c := b[i]
-		if state == stValue && len(stack) == 1 {
-			fieldStart = i
-		}
-		escaped := false
 		switch {
 		case state == stAfterValue:
 			top := stack[len(stack)-1]
@@ -115,9 +319,11 @@ func (s *scanner) scan(b []byte) bool {
 				stack = stack[:len(stack)-1]
 				i++
 			case top == '{':
-				return s.fail(i, "want ',' or '}'")
+				s.fail(i, "want ',' or '}'")
+				return -1
 			default:
-				return s.fail(i, "want ',' or ']'")
+				s.fail(i, "want ',' or ']'")
+				return -1
 			}
 		case c == '"': // a string, or a field name
 			start := i
@@ -126,40 +332,42 @@ func (s *scanner) scan(b []byte) bool {
 					i++
 				}
 				if i >= n {
-					return s.fail(start, "unterminated string")
+					s.fail(start, "unterminated string")
+					return -1
 				}
 				if b[i] == '"' {
 					i++
 					break
 				}
 				if b[i] != '\\' {
-					return s.fail(i, "control character in a string")
+					s.fail(i, "control character in a string")
+					return -1
 				}
-				escaped = true
 				if i+1 >= n {
-					return s.fail(start, "unterminated string")
+					s.fail(start, "unterminated string")
+					return -1
 				}
 				switch b[i+1] {
 				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 					i += 2
 				case 'u':
 					if i+6 > n || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-						return s.fail(i, "invalid \\u escape")
+						s.fail(i, "invalid \\u escape")
+						return -1
 					}
 					i += 6
 				default:
-					return s.fail(i, "invalid escape")
+					s.fail(i, "invalid escape")
+					return -1
 				}
 			}
 			if state == stKey || state == stKeyOrClose {
-				if len(stack) == 1 {
-					field = s.lookup(b[start+1:i-1], escaped)
-				}
-				for i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+				for i < n && space[b[i]] {
 					i++
 				}
 				if i >= n || b[i] != ':' {
-					return s.fail(i, "want ':'")
+					s.fail(i, "want ':'")
+					return -1
 				}
 				i++
 				state = stValue
@@ -169,10 +377,12 @@ func (s *scanner) scan(b []byte) bool {
 			stack = stack[:len(stack)-1]
 			i++
 		case state == stKey || state == stKeyOrClose:
-			return s.fail(i, "want a field name")
+			s.fail(i, "want a field name")
+			return -1
 		case c == '{' || c == '[':
 			if len(stack) >= maxDepth {
-				return s.fail(i, "nested too deep")
+				s.fail(i, "nested too deep")
+				return -1
 			}
 			stack = append(stack, c)
 			i++
@@ -195,12 +405,14 @@ func (s *scanner) scan(b []byte) bool {
 					i++
 				}
 			default:
-				return s.fail(start, "invalid number")
+				s.fail(start, "invalid number")
+				return -1
 			}
 			if i < n && b[i] == '.' {
 				i++
 				if i >= n || !isDigit(b[i]) {
-					return s.fail(start, "invalid number")
+					s.fail(start, "invalid number")
+					return -1
 				}
 				for i < n && isDigit(b[i]) {
 					i++
@@ -212,7 +424,8 @@ func (s *scanner) scan(b []byte) bool {
 					i++
 				}
 				if i >= n || !isDigit(b[i]) {
-					return s.fail(start, "invalid number")
+					s.fail(start, "invalid number")
+					return -1
 				}
 				for i < n && isDigit(b[i]) {
 					i++
@@ -224,42 +437,14 @@ func (s *scanner) scan(b []byte) bool {
 		case c == 'f' && n-i >= 5 && string(b[i:i+5]) == "false":
 			i += 5
 		default:
-			return s.fail(i, fmt.Sprintf("unexpected %q", c))
+			s.fail(i, fmt.Sprintf("unexpected %q", c))
+			return -1
 		}
 		// A value ended at i: a scalar, or the container just closed.
-		if len(stack) == 0 { // the object itself
-			break
-		}
-		if len(stack) == 1 && field >= 0 {
-			s.found[field] = span{start: fieldStart, end: i, escaped: escaped}
-			field = -1
+		if len(stack) == 1 { // the nested value itself
+			s.stack = stack // keep what it grew to
+			return i
 		}
 		state = stAfterValue
 	}
-	s.stack = stack
-	for i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	if i != n {
-		return s.fail(i, "data after the object")
-	}
-	return true
-}
-
-// lookup returns the index in wanted of a top-level field name (its bytes
-// between the quotes), or -1.
-func (s *scanner) lookup(name []byte, escaped bool) int {
-	if escaped { // rare: decode the name
-		var k string
-		if json.Unmarshal(append(append([]byte{'"'}, name...), '"'), &k) != nil {
-			return -1
-		}
-		name = []byte(k)
-	}
-	for j, w := range s.wanted {
-		if string(name) == w { // no allocation
-			return j
-		}
-	}
-	return -1
 }

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package plugins
+
+import "os/exec"
+
+// setParentDeathSignal: elsewhere the plugin's own parent check
+// (sdk/plugin) ends it.
+func setParentDeathSignal(*exec.Cmd) {}
