@@ -226,6 +226,12 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 	if g, ok := mod.ExportedGlobal(meter.GlobalExport).(api.MutableGlobal); ok && m.rt.metered {
 		in.fuel = g
 	}
+	if f := mod.ExportedFunction(abi.ExportFeatures); f != nil {
+		if _, err := f.Call(ctx, abi.FeatureKept); err != nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("wasm: %s: %s: %w", m.name, abi.ExportFeatures, err)
+		}
+	}
 	reply, err := in.call(ctx, mod.ExportedFunction(abi.ExportInit), config)
 	if err == nil && len(reply) > 0 {
 		err = errors.New(string(reply))
@@ -273,7 +279,7 @@ func (in *Instance) Process(ctx context.Context, topic string, batch []sdk.Recor
 	if err != nil {
 		return err
 	}
-	return abi.DecodeResults(reply, res)
+	return abi.DecodeResults(reply, batch, res)
 }
 
 // Close discards the instance.

@@ -9,6 +9,11 @@
 //	                                     returns a packed reply (an error message, empty when ok)
 //	weir_v1_process(ptr, len i32) i64    one encoded Batch; returns a packed encoded Results reply
 //
+// and optionally
+//
+//	weir_v1_features(flags i32)          called once, before init, with the features the host
+//	                                     takes (FeatureKept); a module without it gets none
+//
 // A packed reply is ptr<<32 | len of bytes in guest memory, valid until the
 // next call. The version is in the export names: a module exporting
 // weir_vN_process for another N is refused at load with a message saying
@@ -23,10 +28,16 @@
 //
 // # Results
 //
-//	status   u8      0: the batch was processed; 1: it was not (message follows, nothing else)
+//	status   u8      0: the batch was processed; 1: it was not (message follows, nothing else);
+//	                 2: processed, with kept outputs (only when the host offered FeatureKept)
 //	outputs  u32 x { source u32, output string, key bytes, value bytes, timestamp_ms i64,
 //	                 headers u32 x { key string, value bytes } }
 //	failed   u32 x { source u32, message string }
+//
+// With status 2 each output starts with source u32 and a u8: 1 means the
+// input record source unchanged (nothing follows: the host has it), 0 that
+// the fields of a status-0 output follow. A filter's kept records then
+// cross the boundary as 5 bytes instead of a copy each way.
 //
 // bytes is an i32 length (-1: null) and the bytes; string is a u32 length
 // and the bytes. Decoders check every length against what is left and
@@ -41,6 +52,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/weirstream/weir/sdk"
 )
@@ -50,9 +62,16 @@ const Version = 1
 
 // Export names of ABI v1.
 const (
-	ExportAlloc   = "weir_v1_alloc"
-	ExportInit    = "weir_v1_init"
-	ExportProcess = "weir_v1_process"
+	ExportAlloc    = "weir_v1_alloc"
+	ExportInit     = "weir_v1_init"
+	ExportProcess  = "weir_v1_process"
+	ExportFeatures = "weir_v1_features"
+)
+
+// Features a host offers through ExportFeatures.
+const (
+	// FeatureKept: results may say "this input, unchanged" (status 2).
+	FeatureKept = 1
 )
 
 // ErrCorrupt is returned when an encoding is truncated or inconsistent.
@@ -117,6 +136,10 @@ func AppendResults(b []byte, res *sdk.Results) []byte {
 		b = binary.LittleEndian.AppendUint64(b, uint64(o.Record.Timestamp.UnixMilli()))
 		b = appendHeaders(b, o.Record.Headers)
 	}
+	return appendFailures(b, res)
+}
+
+func appendFailures(b []byte, res *sdk.Results) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(res.Failed)))
 	for _, f := range res.Failed {
 		b = binary.LittleEndian.AppendUint32(b, uint32(f.Source))
@@ -127,6 +150,44 @@ func AppendResults(b []byte, res *sdk.Results) []byte {
 		b = appendString(b, msg)
 	}
 	return b
+}
+
+// AppendResultsKept is AppendResults with status 2: an output that is its
+// input record unchanged (same key, value and headers, by identity, same
+// timestamp, default output) is sent as a reference to it.
+func AppendResultsKept(b []byte, in []sdk.Record, res *sdk.Results) []byte {
+	b = append(b, 2)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(res.Out)))
+	for i := range res.Out {
+		o := &res.Out[i]
+		b = binary.LittleEndian.AppendUint32(b, uint32(o.Source))
+		if o.Source >= 0 && o.Source < len(in) && unchanged(&in[o.Source], &o.Record) {
+			b = append(b, 1)
+			continue
+		}
+		b = append(b, 0)
+		b = appendString(b, o.Record.Output)
+		b = appendBytes(b, o.Record.Key)
+		b = appendBytes(b, o.Record.Value)
+		b = binary.LittleEndian.AppendUint64(b, uint64(o.Record.Timestamp.UnixMilli()))
+		b = appendHeaders(b, o.Record.Headers)
+	}
+	return appendFailures(b, res)
+}
+
+// unchanged reports whether out is in as it came: the same bytes (the
+// same memory, not equal contents: a cheap test), timestamp and output.
+func unchanged(in, out *sdk.Record) bool {
+	return out.Output == "" && sameBytes(in.Key, out.Key) && sameBytes(in.Value, out.Value) &&
+		len(in.Headers) == len(out.Headers) && (len(in.Headers) == 0 || &in.Headers[0] == &out.Headers[0]) &&
+		in.Timestamp.UnixMilli() == out.Timestamp.UnixMilli()
+}
+
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) || (a == nil) != (b == nil) {
+		return false
+	}
+	return len(a) == 0 || unsafe.SliceData(a) == unsafe.SliceData(b)
 }
 
 // AppendBatchError appends the encoding of a batch the guest could not
@@ -140,10 +201,11 @@ type BatchError struct{ Msg string }
 
 func (e *BatchError) Error() string { return "module: " + e.Msg }
 
-// DecodeResults decodes a guest's results into res (appending); record
-// bytes are copied out of b, which lives in guest memory. A batch error
+// DecodeResults decodes a guest's results for the batch in into res
+// (appending); record bytes are copied out of b, which lives in guest
+// memory, and a kept output (status 2) is its input record. A batch error
 // is returned as *BatchError.
-func DecodeResults(b []byte, res *sdk.Results) error {
+func DecodeResults(b []byte, in []sdk.Record, res *sdk.Results) error {
 	d := decoder{b: b}
 	status := d.u8()
 	if d.err == nil && status == 1 {
@@ -153,12 +215,25 @@ func DecodeResults(b []byte, res *sdk.Results) error {
 		}
 		return &BatchError{Msg: msg}
 	}
-	if d.err == nil && status != 0 {
+	if d.err == nil && status != 0 && status != 2 {
 		return fmt.Errorf("%w: status %d", ErrCorrupt, status)
 	}
-	n := d.count(4 + 4 + 4 + 4 + 8 + 4)
+	min := 4 + 4 + 4 + 4 + 8 + 4
+	if status == 2 {
+		min = 4 + 1
+	}
+	n := d.count(min)
 	for i := 0; i < n && d.err == nil; i++ {
 		src := int(d.u32())
+		if status == 2 && d.u8() == 1 {
+			if d.err == nil && (src < 0 || src >= len(in)) {
+				d.err = fmt.Errorf("%w: output %d keeps input %d of a batch of %d", ErrCorrupt, i, src, len(in))
+			}
+			if d.err == nil {
+				res.Out = append(res.Out, sdk.Output{Source: src, Record: in[src]})
+			}
+			continue
+		}
 		var r sdk.Record
 		r.Output = d.string()
 		r.Key = clone(d.bytes())

@@ -27,7 +27,7 @@ func TestRoundTrip(t *testing.T) {
 	res.Emit(1, sdk.Record{Key: []byte("x"), Value: nil, Output: "hot", Timestamp: time.UnixMilli(9)})
 	res.Fail(0, errors.New("bad"))
 	var back sdk.Results
-	if err := DecodeResults(AppendResults(nil, &res), &back); err != nil {
+	if err := DecodeResults(AppendResults(nil, &res), nil, &back); err != nil {
 		t.Fatal(err)
 	}
 	if len(back.Out) != 1 || back.Out[0].Source != 1 || back.Out[0].Record.Output != "hot" || back.Out[0].Record.Value != nil ||
@@ -35,7 +35,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("%+v", back)
 	}
 	var be *BatchError
-	if err := DecodeResults(AppendBatchError(nil, "nope"), &back); !errors.As(err, &be) || be.Msg != "nope" {
+	if err := DecodeResults(AppendBatchError(nil, "nope"), nil, &back); !errors.As(err, &be) || be.Msg != "nope" {
 		t.Fatalf("batch error: %v", err)
 	}
 }
@@ -61,6 +61,51 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		var r sdk.Results
-		_ = DecodeResults(b, &r)
+		_ = DecodeResults(b, fuzzBatch, &r)
 	})
+}
+
+var fuzzBatch = []sdk.Record{{Key: []byte("a")}, {Value: []byte("b")}}
+
+// TestKept: an output that is its input unchanged crosses as a reference;
+// a changed one (other value, other output, other timestamp) in full.
+func TestKept(t *testing.T) {
+	in, err := DecodeBatch(AppendBatch(nil, "t", []sdk.Record{
+		{Key: []byte("k0"), Value: []byte("v0"), Timestamp: time.UnixMilli(1), Headers: []sdk.Header{{Key: "h", Value: []byte("x")}}},
+		{Key: []byte("k1"), Value: []byte("v1"), Timestamp: time.UnixMilli(2)},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res sdk.Results
+	res.Emit(0, in[0]) // kept
+	changed := in[1]
+	changed.Value = []byte("v1") // equal bytes, other memory: sent in full
+	res.Emit(1, changed)
+	routed := in[1]
+	routed.Output = "hot"
+	res.Emit(1, routed)
+	res.Emit(1, in[1]) // kept again (fan-out of the same record)
+	res.Fail(0, errors.New("also bad"))
+	enc := AppendResultsKept(nil, in, &res)
+	full := AppendResults(nil, &res)
+	if len(enc) >= len(full) {
+		t.Fatalf("kept encoding %d bytes, full %d", len(enc), len(full))
+	}
+	host := []sdk.Record{{Key: []byte("k0"), Value: []byte("v0"), Timestamp: time.UnixMilli(1), Headers: []sdk.Header{{Key: "h", Value: []byte("x")}}},
+		{Key: []byte("k1"), Value: []byte("v1"), Timestamp: time.UnixMilli(2)}}
+	var back sdk.Results
+	if err := DecodeResults(enc, host, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Out) != 4 || &back.Out[0].Record.Value[0] != &host[0].Value[0] || &back.Out[3].Record.Key[0] != &host[1].Key[0] ||
+		string(back.Out[1].Record.Value) != "v1" || &back.Out[1].Record.Value[0] == &host[1].Value[0] || back.Out[2].Record.Output != "hot" ||
+		len(back.Failed) != 1 {
+		t.Fatalf("%+v", back)
+	}
+	// A kept output naming an input the batch does not have is corrupt.
+	var bad sdk.Results
+	if err := DecodeResults(enc, host[:1], &bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("kept input out of range: %v", err)
+	}
 }

@@ -43,7 +43,12 @@ var (
 	out     []byte // the last reply, kept alive until the next call
 	batch   []sdk.Record
 	res     sdk.Results
+	// features the host offered (abi.ExportFeatures).
+	features uint32
 )
+
+//go:wasmexport weir_v1_features
+func setFeatures(flags uint32) { features = flags }
 
 // Register sets the function the module runs on every record.
 func Register(f Func) { process = f }
@@ -121,6 +126,9 @@ func processBatch(ptr, n int32) int64 {
 	res.Reset()
 	for i := 0; i < len(batch); {
 		i = runFrom(i)
+	}
+	if features&abi.FeatureKept != 0 {
+		return reply(abi.AppendResultsKept(out[:0], batch, &res))
 	}
 	return reply(abi.AppendResults(out[:0], &res))
 }
