@@ -109,3 +109,95 @@ on_error: {policy: dead_letter, topic: signups.dlq}
 	}
 	t.Logf("%d records through the WASM stage in %v (including startup), %d dead-lettered", n, elapsed.Round(time.Millisecond), bad)
 }
+
+// TestWasmFaultsDeadLettered: records that make a WASM module panic, exit,
+// run out of memory or loop forever go to the dead-letter topic with
+// their provenance, each alone, while every neighbour is delivered in
+// order and the pipeline goes on.
+func TestWasmFaultsDeadLettered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "misbehave.wasm"), "../wasm/testdata/misbehave")
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the module: %v\n%s", err, out)
+	}
+	spec := filepath.Join(dir, "faults.yaml")
+	if err := os.WriteFile(spec, []byte(`
+pipeline: faults
+input: {topics: [in]}
+stages:
+  - wasm: {module: misbehave.wasm, timeout: 300ms}
+output: out
+on_error: {policy: dead_letter, topic: in.dlq}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pipelines.Load(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker, lb := startNode(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "in"); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]string{"panic": "panic: asked to", "exit": "failed on this record", "oom": "its memory at", "loop": "stage timeout"}
+	var recs []*kgo.Record
+	var want []string
+	for i := range 200 {
+		v := fmt.Sprintf("r%03d", i)
+		switch i {
+		case 20:
+			v = "panic"
+		case 70:
+			v = "exit"
+		case 120:
+			v = "oom"
+		case 170:
+			v = "loop"
+		default:
+			want = append(want, strings.ToUpper(v))
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(v), Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, ctx, broker, "out", "in.dlq")
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- pipelines.Run(runCtx, s, pipelines.RunOptions{Brokers: []string{broker}, Local: lb}) }()
+	waitFor(t, 2*time.Minute, "every output and dead letter", func() bool {
+		return len(out.snapshot("out")) >= len(want) && len(out.snapshot("in.dlq")) >= len(bad)
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.snapshot("out") {
+		got = append(got, string(r.Value))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("outputs (in order) %v, want %v", got, want)
+	}
+	dl := out.snapshot("in.dlq")
+	if len(dl) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(dl), len(bad))
+	}
+	for _, r := range dl {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if msg, ok := bad[string(r.Value)]; !ok || !strings.Contains(h[pipelines.HeaderError], msg) || h[pipelines.HeaderTopic] != "in" {
+			t.Fatalf("dead letter %q: %v", r.Value, h)
+		}
+	}
+}
