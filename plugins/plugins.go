@@ -76,6 +76,10 @@ type Config struct {
 	SHA256 string
 	// Stderr receives the plugin's stderr (nil: discarded).
 	Stderr io.Writer
+	// HealthInterval is how often an idle running plugin is asked whether
+	// it is alive (Health); one that does not answer within Timeout is
+	// killed, and the next batch starts a new one. 0: 5s; <0: never.
+	HealthInterval time.Duration
 }
 
 // Stage is a supervised plugin process (see the package doc).
@@ -90,6 +94,8 @@ type Stage struct {
 	nextTry  time.Time // no start before
 	restarts int       // processes started after the first
 	started  int
+	closed   chan struct{} // closed by Close: ends the health checks
+	watching bool
 }
 
 // maxStartFailures is how many starts in a row may fail (with backoff,
@@ -115,12 +121,15 @@ func NewStage(cfg Config) (*Stage, error) {
 	if len(cfg.Config) == 0 {
 		cfg.Config = []byte("{}")
 	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 5 * time.Second
+	}
 	if cfg.SHA256 != "" {
 		if b, err := hex.DecodeString(cfg.SHA256); err != nil || len(b) != sha256.Size {
 			return nil, fmt.Errorf("plugins: sha256 %q is not 64 hex digits", cfg.SHA256)
 		}
 	}
-	return &Stage{cfg: cfg}, nil
+	return &Stage{cfg: cfg, closed: make(chan struct{})}, nil
 }
 
 // Check starts the plugin and configures it, so that a missing binary, a
@@ -133,11 +142,31 @@ func (s *Stage) Check(ctx context.Context) error {
 	return err
 }
 
-// Close ends the plugin process.
+// Close ends the plugin process and its health checks. A stage used
+// after Close starts a new process.
 func (s *Stage) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kill()
+	if s.watching {
+		close(s.closed)
+		s.closed, s.watching = make(chan struct{}), false
+	}
+}
+
+// watch asks the plugin for its health every HealthInterval until the
+// stage is closed.
+func (s *Stage) watch(closed <-chan struct{}) {
+	t := time.NewTicker(s.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-t.C:
+			s.Health(context.Background())
+		}
+	}
 }
 
 // Pid is the running plugin's process id (0: none), for tests and status.
@@ -201,43 +230,16 @@ func (s *Stage) start(ctx context.Context) (pluginpb.ProcessorClient, error) {
 		// go-plugin checks again just before it starts the process.
 		secure = &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
-	path := s.cfg.Path
-	if !strings.ContainsRune(path, filepath.Separator) {
-		path = "." + string(filepath.Separator) + path
-	}
-	cmd := exec.Command(path, s.cfg.Args...)
-	cmd.Env = append([]string(nil), s.cfg.Env...)
-	setParentDeathSignal(cmd)
-	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  plugin.Handshake,
-		Plugins:          goplugin.PluginSet{plugin.Name: &plugin.GRPC{}},
-		Cmd:              cmd,
-		SkipHostEnv:      true,
-		SecureConfig:     secure,
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		StartTimeout:     10 * time.Second,
-		Stderr:           s.cfg.Stderr,
-		Logger:           hclog.NewNullLogger(),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(plugin.MaxMessageBytes), grpc.MaxCallSendMsgSize(plugin.MaxMessageBytes))},
-	})
+	cmd, client := newClient(s.cfg, secure)
 	fail := func(err error) (pluginpb.ProcessorClient, error) {
 		client.Kill()
 		s.failed()
 		return nil, err
 	}
-	rpc, err := client.Client()
+	proc, err := dispense(client, s.cfg.Path)
 	if err != nil {
-		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
-			return fail(fmt.Errorf("%w: %s changed since it was checked: %v", ErrChecksum, s.cfg.Path, err))
-		}
-		return fail(fmt.Errorf("%w: %s: %v", ErrStart, s.cfg.Path, err))
+		return fail(err)
 	}
-	raw, err := rpc.Dispense(plugin.Name)
-	if err != nil {
-		return fail(fmt.Errorf("%w: %s: %v", ErrStart, s.cfg.Path, err))
-	}
-	proc := raw.(pluginpb.ProcessorClient)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	resp, err := proc.Configure(cctx, &pluginpb.ConfigureRequest{Config: s.cfg.Config})
 	cancel()
@@ -252,7 +254,83 @@ func (s *Stage) start(ctx context.Context) (pluginpb.ProcessorClient, error) {
 	}
 	s.started++
 	s.client, s.cmd, s.proc = client, cmd, proc
+	if !s.watching && s.cfg.HealthInterval > 0 {
+		s.watching = true
+		go s.watch(s.closed)
+	}
 	return proc, nil
+}
+
+// newClient makes the go-plugin client of a process that runs cfg's
+// binary with cfg's arguments and only cfg's environment.
+func newClient(cfg Config, secure *goplugin.SecureConfig) (*exec.Cmd, *goplugin.Client) {
+	path := cfg.Path
+	if !strings.ContainsRune(path, filepath.Separator) {
+		path = "." + string(filepath.Separator) + path
+	}
+	cmd := exec.Command(path, cfg.Args...)
+	cmd.Env = append([]string(nil), cfg.Env...)
+	setParentDeathSignal(cmd)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  plugin.Handshake,
+		Plugins:          goplugin.PluginSet{plugin.Name: &plugin.GRPC{}},
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		SecureConfig:     secure,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		StartTimeout:     10 * time.Second,
+		Stderr:           cfg.Stderr,
+		Logger:           hclog.NewNullLogger(),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(plugin.MaxMessageBytes), grpc.MaxCallSendMsgSize(plugin.MaxMessageBytes))},
+	})
+	return cmd, client
+}
+
+// dispense starts the client's process, completes the handshake and
+// returns the processor it serves.
+func dispense(client *goplugin.Client, path string) (pluginpb.ProcessorClient, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("%w: %s changed since it was checked: %v", ErrChecksum, path, err)
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrStart, path, err)
+	}
+	raw, err := rpc.Dispense(plugin.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrStart, path, err)
+	}
+	proc, ok := raw.(pluginpb.ProcessorClient)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: dispensed a %T, not a processor", ErrStart, path, raw)
+	}
+	return proc, nil
+}
+
+// Probe starts the binary of cfg (its Path, Args and Env), completes the
+// handshake and a Health call within cfg.Timeout, and ends it: whether it
+// is a weir plugin at all, without configuring it (a plugin may refuse an
+// empty config). `weir plugin build` checks what it built with it.
+func Probe(ctx context.Context, cfg Config) error {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	_, client := newClient(cfg, nil)
+	defer client.Kill()
+	proc, err := dispense(client, cfg.Path)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if _, err := proc.Health(cctx, &pluginpb.HealthRequest{}); err != nil {
+		return fmt.Errorf("%w: %s: health: %v", ErrStart, cfg.Path, err)
+	}
+	return nil
 }
 
 // failed notes a failure: the next start waits a backoff.

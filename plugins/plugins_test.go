@@ -198,6 +198,28 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+// TestHealth: an idle plugin that stops answering is killed by the
+// health check, and the next batch runs on a new process.
+func TestHealth(t *testing.T) {
+	s := newStage(t, Config{Timeout: 200 * time.Millisecond, HealthInterval: 100 * time.Millisecond})
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pid := s.Pid()
+	syscall.Kill(pid, syscall.SIGSTOP)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Pid() == pid {
+		if time.Now().After(deadline) {
+			t.Fatal("a stopped plugin was not killed by the health check")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res := process(t, s, recs("a"))
+	if len(res.Out) != 1 || string(res.Out[0].Record.Value) != "A" || s.Restarts() != 1 {
+		t.Fatalf("after the health check: %+v, %d restarts", res, s.Restarts())
+	}
+}
+
 // waitPid is the running plugin's pid; the stage lock is held by a call,
 // so it reads it from /proc instead: the child of this process running
 // the test plugin.
