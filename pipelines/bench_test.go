@@ -3,6 +3,7 @@ package pipelines
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/examples/wasm-filter/filter"
+	"github.com/weirstream/weir/plugins/testdata/filterplugin/work"
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/wasm"
 )
@@ -225,4 +227,154 @@ func buildWasmExample(b *testing.B, name string) string {
 		b.Fatalf("building %s: %v\n%s", name, err, msg)
 	}
 	return out
+}
+
+// BenchmarkStageKindsByBatch runs the filter of BenchmarkFilterKinds as an
+// expr stage, as the examples/wasm-filter module (a WASM stage with the
+// pipeline's limits: fuel meter, 64 MiB), as a plugin
+// (plugins/testdata/filterplugin, one Process over the whole batch, built
+// with go build and loaded from YAML as a user would) and natively, in
+// batches of 1, 100 and 1000 records. Every op is the same 1000 records
+// (1000 batches of 1, 10 of 100, one of 1000), so ns/op compare across
+// batch sizes and records/s is 1000/op time, on one calling goroutine
+// (a plugin's work runs in its own process, but the call waits for it).
+//
+// The cpu-heavy sub-benchmarks add work per record that runs natively in a
+// plugin and as Go compiled to WASM in a module (filterplugin's work
+// package, built both ways; expr cannot express it): the filter 20 times
+// per record ("repeat"), and 16 chained SHA-256 of each passing record's
+// value ("sha256"; native Go uses the CPU's SHA instructions, WASM cannot).
+func BenchmarkStageKindsByBatch(b *testing.B) {
+	const total = 1000
+	in := benchRecords(total)
+	var size int64
+	for _, r := range in {
+		size += int64(len(r.Value))
+	}
+	// The plugins' stderr (go-plugin's start-up line) goes to the default
+	// logger: keep it out of the benchmark's output.
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	dir := b.TempDir()
+	goBuild(b, filepath.Join(dir, "filter.wasm"), "../examples/wasm-filter", true)
+	goBuild(b, filepath.Join(dir, "work.wasm"), "../plugins/testdata/filterplugin", true)
+	goBuild(b, filepath.Join(dir, "filterplugin"), "../plugins/testdata/filterplugin", false)
+	load := func(b *testing.B, stage string) sdk.Processor {
+		s, err := Parse(filepath.Join(dir, "bench.yaml"), []byte("pipeline: b\ninput: {topics: [clicks]}\nstages:\n  - "+stage+"\noutput: out\n"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+		return s.Stages[0].proc
+	}
+	native := func(config string) (sdk.Processor, int) {
+		w, err := work.Parse([]byte(config))
+		if err != nil {
+			b.Fatal(err)
+		}
+		want := 0 // every kind must keep what native Go keeps
+		for _, r := range in {
+			if ok, _ := w.Keep(r.Value); ok {
+				want++
+			}
+		}
+		return sdk.ProcessorFunc(func(_ context.Context, in []sdk.Record, res *sdk.Results) error {
+			for i, r := range in {
+				if ok, err := w.Keep(r.Value); err != nil {
+					res.Fail(i, err)
+				} else if ok {
+					res.Emit(i, r)
+				}
+			}
+			return nil
+		}), want
+	}
+	// run processes the records in batches of n per op.
+	run := func(b *testing.B, p sdk.Processor, n, want int) {
+		var res sdk.Results
+		pass := func() {
+			kept, failed := 0, 0
+			for start := 0; start < len(in); start += n {
+				res.Reset()
+				if err := p.Process(context.Background(), in[start:min(start+n, len(in))], &res); err != nil {
+					b.Fatal(err)
+				}
+				kept, failed = kept+len(res.Out), failed+len(res.Failed)
+			}
+			if kept != want || failed != 0 {
+				b.Fatalf("%d kept, %d failed; want %d and 0", kept, failed, want)
+			}
+		}
+		pass() // starts the plugin process or WASM instance
+		b.SetBytes(size)
+		b.ResetTimer()
+		for range b.N {
+			pass()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "records/s")
+	}
+
+	const config = `{"field": "country", "allow": ["NZ", "AU"], "min": {"amount": 100}}`
+	nat, want := native(config)
+	kinds := []struct {
+		name string
+		proc func(b *testing.B) sdk.Processor
+	}{
+		{"native", func(*testing.B) sdk.Processor { return nat }},
+		{"expr", func(b *testing.B) sdk.Processor {
+			return load(b, `filter: 'value.country in ["NZ", "AU"] && value.amount >= 100'`)
+		}},
+		{"wasm", func(b *testing.B) sdk.Processor {
+			return load(b, `wasm: {module: filter.wasm, config: `+config+`}`)
+		}},
+		{"plugin", func(b *testing.B) sdk.Processor {
+			return load(b, `plugin: {path: filterplugin, config: `+config+`}`)
+		}},
+	}
+	for _, k := range kinds {
+		for _, n := range []int{1, 100, 1000} {
+			b.Run(fmt.Sprintf("%s/batch=%d", k.name, n), func(b *testing.B) {
+				run(b, k.proc(b), n, want)
+			})
+		}
+	}
+
+	// Work per record that a plugin runs natively and a module as WASM.
+	for _, h := range []struct{ name, extra string }{
+		{"repeat20", `, "repeat": 20`},
+		{"sha256x16", `, "sha256": 16`},
+	} {
+		config := config[:len(config)-1] + h.extra + "}"
+		nat, want := native(config)
+		for _, k := range []struct {
+			name string
+			proc func(b *testing.B) sdk.Processor
+		}{
+			{"native", func(*testing.B) sdk.Processor { return nat }},
+			{"wasm", func(b *testing.B) sdk.Processor { return load(b, `wasm: {module: work.wasm, config: `+config+`}`) }},
+			{"plugin", func(b *testing.B) sdk.Processor { return load(b, `plugin: {path: filterplugin, config: `+config+`}`) }},
+		} {
+			b.Run(fmt.Sprintf("%s/%s/batch=1000", h.name, k.name), func(b *testing.B) {
+				run(b, k.proc(b), 1000, want)
+			})
+		}
+	}
+}
+
+// goBuild builds the package at pkg (relative to this directory) into
+// out, for wasip1 (a WASM module) or the host.
+func goBuild(b *testing.B, out, pkg string, wasip1 bool) {
+	args := []string{"build", "-o", out}
+	if wasip1 {
+		args = append(args, "-buildmode=c-shared")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Env = os.Environ()
+	if wasip1 {
+		cmd.Env = append(cmd.Env, "GOOS=wasip1", "GOARCH=wasm")
+	}
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building %s: %v\n%s", pkg, err, msg)
+	}
 }
