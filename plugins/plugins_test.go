@@ -198,6 +198,29 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+// TestLargeBatch: a batch over gRPC's 64 MiB message limit (80 records of
+// 1 MiB) goes through, split at 4 MiB, with every output in order.
+func TestLargeBatch(t *testing.T) {
+	s := newStage(t, Config{})
+	in := make([]sdk.Record, 80)
+	for i := range in {
+		v := bytes.Repeat([]byte{'a' + byte(i%26)}, 1<<20)
+		in[i] = sdk.Record{Key: []byte(strconv.Itoa(i)), Value: v, Topic: "t", Offset: int64(i)}
+	}
+	res := process(t, s, in)
+	if len(res.Out) != len(in) || len(res.Failed) != 0 {
+		t.Fatalf("%d outputs, %d failures", len(res.Out), len(res.Failed))
+	}
+	for i, o := range res.Out {
+		if o.Source != i || len(o.Record.Value) != 1<<20 || o.Record.Value[0] != 'A'+byte(i%26) {
+			t.Fatalf("output %d: source %d, %d bytes starting %q", i, o.Source, len(o.Record.Value), o.Record.Value[:1])
+		}
+	}
+	if s.Restarts() != 0 {
+		t.Fatalf("%d restarts", s.Restarts())
+	}
+}
+
 // TestHealth: an idle plugin that stops answering is killed by the
 // health check, and the next batch runs on a new process.
 func TestHealth(t *testing.T) {
