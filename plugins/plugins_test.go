@@ -380,3 +380,25 @@ func TestHelperHost(t *testing.T) {
 	fmt.Println(s.Pid())
 	select {}
 }
+
+// TestProbe: Probe tells a weir plugin, which it does not configure, from
+// a program that is not one.
+func TestProbe(t *testing.T) {
+	path, err := testPlugin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// {"refuse": true} would refuse a config: Probe configures nothing.
+	if err := Probe(context.Background(), Config{Path: path, Config: []byte(`{"refuse": true}`), Timeout: 5 * time.Second}); err != nil {
+		t.Fatalf("the test plugin: %v", err)
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	err = Probe(context.Background(), Config{Path: sh, Args: []string{"-c", "echo not a plugin"}, Timeout: 5 * time.Second})
+	if !errors.Is(err, ErrStart) {
+		t.Fatalf("a shell script: %v, want ErrStart", err)
+	}
+	t.Logf("%v", err)
+}

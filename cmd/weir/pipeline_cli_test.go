@@ -198,11 +198,13 @@ func testPipelineOffline(t *testing.T, bin string) {
 				t.Fatalf("explain --kinds: no example for %s:\n%s", k, r.stdout)
 			}
 		}
-		// Every example is itself a valid stage (but the wasm one, which
-		// names a module file; the wasm package tests build and load one).
+		// Every example is itself a valid stage (but the wasm and plugin
+		// ones, which name a module file and a binary; the wasm and
+		// plugins package tests, and TestWasmExamples and
+		// TestPluginExamples, build and load those).
 		var stages []string
 		for _, m := range regexp.MustCompile(`(?m)^ +example: (- .*)$`).FindAllStringSubmatch(r.stdout, -1) {
-			if strings.HasPrefix(m[1], "- wasm:") {
+			if strings.HasPrefix(m[1], "- wasm:") || strings.HasPrefix(m[1], "- plugin:") {
 				continue
 			}
 			stages = append(stages, "  "+m[1])

@@ -1,5 +1,7 @@
-// Package plugintool is `weir plugin`: scaffold, build and try WASM
-// processor modules without a broker.
+// Package plugintool is `weir plugin`: scaffold, build and try processors
+// without a broker, of either kind: WASM modules (sdk/guest, run inside
+// weir by wazero) and plugin processes (sdk/plugin, run beside weir and
+// called over gRPC).
 package plugintool
 
 import (
@@ -16,6 +18,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/weirstream/weir/plugins"
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/wasm"
 )
@@ -24,7 +27,7 @@ import (
 // -buildmode=c-shared, then loads it to check its ABI; it returns the size.
 func Build(ctx context.Context, dir, out string, stderr io.Writer) (int, error) {
 	if out == "" {
-		out = filepath.Join(dir, filepath.Base(filepath.Clean(dir))+".wasm")
+		out = DefaultOutput(dir, KindWasm)
 	}
 	absOut, err := filepath.Abs(out)
 	if err != nil {
@@ -93,10 +96,11 @@ type OutputLine struct {
 	Error   string            `json:"error,omitempty"`
 }
 
-// Test runs module on the JSON Lines records of input (one batch) and
-// writes one JSON line per output record and per failed input.
+// Test runs module, a WASM module or a plugin binary, on the JSON Lines
+// records of input (one batch) and writes one JSON line per output record
+// and per failed input.
 func Test(ctx context.Context, module string, config []byte, input io.Reader, w io.Writer, log io.Writer) (outputs, failed int, err error) {
-	raw, err := os.ReadFile(module)
+	wasmFile, err := isWasm(module)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -139,13 +143,37 @@ func Test(ctx context.Context, module string, config []byte, input io.Reader, w 
 	if !json.Valid(config) {
 		return 0, 0, errors.New("plugin test: --config is not JSON")
 	}
-	rt, m, err := compile(ctx, filepath.Base(module), raw)
-	if err != nil {
-		return 0, 0, err
+	var st sdk.Processor
+	if wasmFile {
+		raw, err := os.ReadFile(module)
+		if err != nil {
+			return 0, 0, err
+		}
+		rt, m, err := compile(ctx, filepath.Base(module), raw)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer rt.Close(ctx)
+		ws := wasm.NewStage(m, config, log, log)
+		defer ws.Close(ctx)
+		st = ws
+	} else {
+		// A plugin binary: run as a plugin stage runs it, with only the
+		// config (no environment).
+		path, err := filepath.Abs(module)
+		if err != nil {
+			return 0, 0, err
+		}
+		ps, err := plugins.NewStage(plugins.Config{Path: path, Config: config, Stderr: log})
+		if err != nil {
+			return 0, 0, err
+		}
+		defer ps.Close()
+		if err := ps.Check(ctx); err != nil {
+			return 0, 0, err
+		}
+		st = ps
 	}
-	defer rt.Close(ctx)
-	st := wasm.NewStage(m, config, log, log)
-	defer st.Close(ctx)
 	var res sdk.Results
 	if err := st.Process(ctx, recs, &res); err != nil {
 		return 0, 0, err
@@ -184,10 +212,30 @@ func str(b []byte) *string {
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
-// Init writes a module skeleton into dir/name: main.go (the processor),
+// Init writes a WASM module skeleton into dir/name (InitKind with
+// KindWasm).
+func Init(dir, name string) (string, error) { return InitKind(dir, name, KindWasm) }
+
+// InitKind writes a processor skeleton of kind into dir/name and returns
+// its directory. A WASM module gets main.go (the processor),
 // module_test.go (builds it and runs it through the host) and
-// pipeline.yaml (a pipeline using it).
-func Init(dir, name string) (string, error) {
+// pipeline.yaml (a pipeline using it, with a test case); a plugin process
+// gets main.go, main_test.go (a unit test of its functions), pipeline.yaml
+// and a .gitignore for the binary.
+func InitKind(dir, name, kind string) (string, error) {
+	var files map[string]string
+	switch kind {
+	case KindWasm:
+		files = map[string]string{
+			"main.go":        fmt.Sprintf(mainTmpl, name, name),
+			"module_test.go": moduleTestTmpl,
+			"pipeline.yaml":  fmt.Sprintf(pipelineTmpl, name, name, name),
+		}
+	case KindProcess:
+		files = processFiles(name)
+	default:
+		return "", fmt.Errorf("plugin init: --kind %q: want %s or %s", kind, KindWasm, KindProcess)
+	}
 	if !nameRE.MatchString(name) {
 		return "", fmt.Errorf("plugin init: name %q: lower-case letters, digits and '-', starting with a letter", name)
 	}
@@ -197,11 +245,6 @@ func Init(dir, name string) (string, error) {
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
-	}
-	files := map[string]string{
-		"main.go":        fmt.Sprintf(mainTmpl, name, name),
-		"module_test.go": moduleTestTmpl,
-		"pipeline.yaml":  fmt.Sprintf(pipelineTmpl, name, name, name),
 	}
 	for f, text := range files {
 		if err := os.WriteFile(filepath.Join(root, f), []byte(text), 0o644); err != nil {

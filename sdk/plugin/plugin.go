@@ -22,6 +22,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
@@ -61,7 +62,11 @@ func Serve(p sdk.Processor) {
 	go exitWithParent()
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         goplugin.PluginSet{Name: &GRPC{Processor: p}},
+		// go-plugin's default logs at trace level on stderr, which weir
+		// copies to its log: a debug line per start. Warnings and errors
+		// only.
+		Logger:  hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Warn, Output: os.Stderr}),
+		Plugins: goplugin.PluginSet{Name: &GRPC{Processor: p}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))...)
 		},
