@@ -17,7 +17,7 @@ import (
 func init() {
 	registerKind(&StageKind{
 		Name:    "plugin",
-		Summary: "run each batch through a plugin process (built with sdk/plugin, or any program speaking its gRPC protocol), supervised and restarted",
+		Summary: "run each batch through a plugin process (built with plugins/plugin, or any program speaking its gRPC protocol), supervised and restarted",
 		Fields: []string{
 			"plugin: {path: PATH, args: [...], env: [...], config: {...}, timeout: DURATION, sha256: HEX}",
 			"  path     the plugin binary, relative to the pipeline file",

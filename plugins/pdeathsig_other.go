@@ -5,5 +5,5 @@ package plugins
 import "os/exec"
 
 // setParentDeathSignal: elsewhere the plugin's own parent check
-// (sdk/plugin) ends it.
+// (plugins/plugin) ends it.
 func setParentDeathSignal(*exec.Cmd) {}

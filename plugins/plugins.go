@@ -1,6 +1,6 @@
 // Package plugins runs weir's out-of-process processors (plugins): binaries
-// built with sdk/plugin, or any program speaking its gRPC protocol
-// (sdk/plugin/pluginpb/processor.proto) and go-plugin's handshake.
+// built with plugins/plugin, or any program speaking its gRPC protocol
+// (plugins/pluginpb/processor.proto) and go-plugin's handshake.
 //
 // A Stage is one supervised plugin process used as a pipeline stage (an
 // sdk.Processor). Its invariants:
@@ -17,7 +17,7 @@
 //     while its neighbours go on. Nothing is lost, and outputs keep their
 //     input order.
 //   - The process gets only the environment the spec lists, dies with the
-//     host (a parent-death signal, and sdk/plugin's own check), and its
+//     host (a parent-death signal, and plugins/plugin's own check), and its
 //     stderr goes to the Stderr writer, line by line.
 //   - A binary whose SHA-256 is pinned is checked before every start and
 //     refused (ErrChecksum) on a mismatch.
@@ -41,9 +41,9 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/weirstream/weir/plugins/plugin"
+	"github.com/weirstream/weir/plugins/pluginpb"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
-	"github.com/weirstream/weir/sdk/plugin/pluginpb"
 )
 
 // ErrChecksum is returned when a plugin binary's SHA-256 is not the one

@@ -19,7 +19,7 @@ func newPluginCmd() *cobra.Command {
 
   wasm     a WASM module (sdk/guest), built with GOOS=wasip1 GOARCH=wasm and run
            inside weir, sandboxed: a "wasm: {module: FILE}" stage
-  process  a plugin process (sdk/plugin), built for this machine and run beside
+  process  a plugin process (plugins/plugin), built for this machine and run beside
            weir, supervised, over gRPC: a "plugin: {path: FILE}" stage; for
            processors that need the network, files or native libraries`,
 	}
@@ -52,7 +52,7 @@ A WASM module is built with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared (default
 output DIR/DIRNAME.wasm) and its ABI checked; a plugin process is built for this
 machine (default output DIR/DIRNAME) and started once for go-plugin's handshake.
 The kind comes from the source unless --kind says: a package importing
-sdk/plugin is a process; one importing sdk/guest, or built only for wasip1, is a
+plugins/plugin is a process; one importing sdk/guest, or built only for wasip1, is a
 WASM module; anything else is taken for a WASM module.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -46,6 +46,25 @@ in-flight requests, flush, and mark the logs clean.`,
 			if f.Changed("http-addr") || cfg.HTTPAddr == "" {
 				cfg.HTTPAddr = flags.HTTPAddr
 			}
+			if f.Changed("nats") || cfg.NATS == "" {
+				cfg.NATS = flags.NATS
+			}
+			for _, o := range []struct {
+				flag string
+				dst  *string
+				val  string
+			}{
+				{"nats-listen", &cfg.NATSListen, flags.NATSListen},
+				{"nats-creds", &cfg.NATSCreds, flags.NATSCreds},
+				{"nats-nkey", &cfg.NATSNKey, flags.NATSNKey},
+				{"nats-tls-ca", &cfg.NATSTLSCA, flags.NATSTLSCA},
+				{"nats-tls-cert", &cfg.NATSTLSCert, flags.NATSTLSCert},
+				{"nats-tls-key", &cfg.NATSTLSKey, flags.NATSTLSKey},
+			} {
+				if f.Changed(o.flag) {
+					*o.dst = o.val
+				}
+			}
 			if f.Changed("pipelines") {
 				cfg.PipelinesDir = pipelinesDir
 			}
@@ -78,6 +97,13 @@ in-flight requests, flush, and mark the logs clean.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), ", metrics on http://%s/metrics", a)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), " (data in %s)\n", cfg.DataDir)
+			if c := srv.Control(); c != nil {
+				kind := "an existing NATS cluster"
+				if c.Embedded() {
+					kind = "the embedded NATS server"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "weir: control plane: %s at %s\n", kind, c.URL())
+			}
 			waitErr := make(chan error, 1)
 			go func() { waitErr <- srv.Wait() }()
 			select {
@@ -99,6 +125,13 @@ in-flight requests, flush, and mark the logs clean.`,
 	f.Int32Var(&flags.DefaultPartitions, "partitions", 1, "partitions of auto-created topics")
 	f.BoolVar(&autoCreate, "auto-create-topics", true, "create unknown topics on first use")
 	f.StringVar(&pipelinesDir, "pipelines", "", "run the pipeline files (*.yaml) of this directory, following changes to it")
+	f.StringVar(&flags.NATS, "nats", "embedded", `control plane: "embedded" (a NATS server in this node, loopback only, JetStream in DATA_DIR/nats), nats://host:4222[,...] for an existing cluster, or "off"`)
+	f.StringVar(&flags.NATSListen, "nats-listen", "127.0.0.1:4222", "the embedded NATS server's address (loopback; port 0 picks a free one)")
+	f.StringVar(&flags.NATSCreds, "nats-creds", "", "NATS credentials file (.creds) for --nats URL")
+	f.StringVar(&flags.NATSNKey, "nats-nkey", "", "NATS nkey seed file for --nats URL")
+	f.StringVar(&flags.NATSTLSCA, "nats-tls-ca", "", "CA certificate (PEM) to trust for --nats URL")
+	f.StringVar(&flags.NATSTLSCert, "nats-tls-cert", "", "client certificate (PEM) for --nats URL")
+	f.StringVar(&flags.NATSTLSKey, "nats-tls-key", "", "client key (PEM) for --nats URL")
 	f.StringArrayVar(&topicCfg, "topic-config", nil, "broker-wide topic config default, key=value (repeatable), e.g. flush.messages=1")
 	return cmd
 }

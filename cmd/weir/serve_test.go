@@ -69,7 +69,7 @@ func startServe(t *testing.T, bin, dataDir string) *weirProc {
 // startServeArgs is startServe with extra arguments.
 func startServeArgs(t *testing.T, bin, dataDir string, extra ...string) *weirProc {
 	t.Helper()
-	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
+	args := append([]string{"serve", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {

@@ -1,5 +1,5 @@
 // Command plugin-enrich is a weir plugin (a processor run as a process of
-// its own, see sdk/plugin) that joins records with a lookup table: it
+// its own, see plugins/plugin) that joins records with a lookup table: it
 // loads a CSV file when it starts, looks up each record's key, read from a
 // field of the record's JSON value, and adds the matching row's other
 // columns to the value. With the table countries.csv
@@ -48,8 +48,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/weirstream/weir/plugins/plugin"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
 )
 
 // config is the stage's config.

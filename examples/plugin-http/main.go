@@ -1,5 +1,5 @@
 // Command plugin-http is a weir plugin (a processor run as a process of
-// its own, see sdk/plugin) that calls an HTTP service: it POSTs each
+// its own, see plugins/plugin) that calls an HTTP service: it POSTs each
 // record's JSON value to the service's URL and passes on the JSON the
 // service answers as the record's new value (its key, headers and
 // timestamp are kept). It is the kind of stage a WASM module cannot be:
@@ -53,8 +53,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/weirstream/weir/plugins/plugin"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
 )
 
 // maxBody bounds an answer's body.

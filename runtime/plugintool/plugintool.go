@@ -1,6 +1,6 @@
 // Package plugintool is `weir plugin`: scaffold, build and try processors
 // without a broker, of either kind: WASM modules (sdk/guest, run inside
-// weir by wazero) and plugin processes (sdk/plugin, run beside weir and
+// weir by wazero) and plugin processes (plugins/plugin, run beside weir and
 // called over gRPC).
 package plugintool
 

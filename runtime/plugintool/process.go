@@ -24,7 +24,7 @@ const (
 	// KindWasm is a WASM module (sdk/guest), built with GOOS=wasip1
 	// GOARCH=wasm and run inside weir: a `wasm:` stage.
 	KindWasm = "wasm"
-	// KindProcess is a plugin process (sdk/plugin), built for this machine
+	// KindProcess is a plugin process (plugins/plugin), built for this machine
 	// and run beside weir, which supervises it: a `plugin:` stage.
 	KindProcess = "process"
 )
@@ -32,7 +32,7 @@ const (
 // The SDK packages whose import tells the kinds apart.
 const (
 	guestPkg  = "github.com/weirstream/weir/sdk/guest"
-	pluginPkg = "github.com/weirstream/weir/sdk/plugin"
+	pluginPkg = "github.com/weirstream/weir/plugins/plugin"
 )
 
 // DefaultOutput is where Build puts what it builds from dir when no
@@ -49,7 +49,7 @@ func DefaultOutput(dir, kind string) string {
 }
 
 // DetectKind tells from the Go source in dir (its non-test files) which
-// kind of processor it is: KindProcess if it imports sdk/plugin, KindWasm
+// kind of processor it is: KindProcess if it imports plugins/plugin, KindWasm
 // if it imports sdk/guest or has a //go:build line that needs wasip1. A
 // package with neither sign is taken for a WASM module (the default kind;
 // building checks that it is one); one with both is an error.
@@ -89,7 +89,7 @@ func DetectKind(dir string) (string, error) {
 			case guestPkg:
 				wasmWhy = fmt.Sprintf("%s imports sdk/guest", filepath.Base(f))
 			case pluginPkg:
-				procWhy = fmt.Sprintf("%s imports sdk/plugin", filepath.Base(f))
+				procWhy = fmt.Sprintf("%s imports plugins/plugin", filepath.Base(f))
 			}
 		}
 	}
@@ -141,7 +141,7 @@ func BuildProcess(ctx context.Context, dir, out string, stderr io.Writer) (int, 
 		return 0, err
 	}
 	if err := plugins.Probe(ctx, plugins.Config{Path: absOut, Timeout: 10 * time.Second, Stderr: stderr}); err != nil {
-		return 0, fmt.Errorf("plugin build: %s was built but is not a weir plugin (build it with sdk/plugin: plugin.Serve): %w", absOut, err)
+		return 0, fmt.Errorf("plugin build: %s was built but is not a weir plugin (build it with plugins/plugin: plugin.Serve): %w", absOut, err)
 	}
 	return int(fi.Size()), nil
 }
@@ -226,7 +226,7 @@ import (
 	"fmt"
 
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
+	"github.com/weirstream/weir/plugins/plugin"
 )
 
 // processor holds what the config sets.
@@ -285,7 +285,7 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
+	"github.com/weirstream/weir/plugins/plugin"
 )
 
 // TestProcess calls the plugin's functions directly, in this process: the

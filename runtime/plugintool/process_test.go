@@ -15,19 +15,19 @@ func TestDetectKind(t *testing.T) {
 		files map[string]string
 		want  string // a kind, or a part of the error
 	}{
-		{"plugin", map[string]string{"main.go": "package main\n\nimport \"github.com/weirstream/weir/sdk/plugin\"\n\nfunc main() { plugin.Serve(nil) }\n"}, KindProcess},
+		{"plugin", map[string]string{"main.go": "package main\n\nimport \"github.com/weirstream/weir/plugins/plugin\"\n\nfunc main() { plugin.Serve(nil) }\n"}, KindProcess},
 		{"guest", map[string]string{"main.go": "package main\n\nimport _ \"github.com/weirstream/weir/sdk/guest\"\n\nfunc main() {}\n"}, KindWasm},
 		{"wasip1 only", map[string]string{"main.go": "//go:build wasip1\n\npackage main\n\nfunc main() {}\n"}, KindWasm},
-		{"not wasip1", map[string]string{"main.go": "//go:build !wasip1\n\npackage main\n\nimport \"github.com/weirstream/weir/sdk/plugin\"\n\nfunc main() { plugin.Serve(nil) }\n"}, KindProcess},
+		{"not wasip1", map[string]string{"main.go": "//go:build !wasip1\n\npackage main\n\nimport \"github.com/weirstream/weir/plugins/plugin\"\n\nfunc main() { plugin.Serve(nil) }\n"}, KindProcess},
 		{"tests aside", map[string]string{
-			"main.go":      "package main\n\nimport \"github.com/weirstream/weir/sdk/plugin\"\n\nfunc main() { plugin.Serve(nil) }\n",
+			"main.go":      "package main\n\nimport \"github.com/weirstream/weir/plugins/plugin\"\n\nfunc main() { plugin.Serve(nil) }\n",
 			"main_test.go": "//go:build wasip1\n\npackage main\n\nimport _ \"github.com/weirstream/weir/sdk/guest\"\n",
 		}, KindProcess},
 		{"neither", map[string]string{"main.go": "package main\n\nfunc main() {}\n"}, KindWasm},
 		{"both", map[string]string{
 			"a.go": "package main\n\nimport _ \"github.com/weirstream/weir/sdk/guest\"\n",
-			"b.go": "package main\n\nimport _ \"github.com/weirstream/weir/sdk/plugin\"\n\nfunc main() {}\n",
-		}, "looks like a WASM module (a.go imports sdk/guest) and a plugin process (b.go imports sdk/plugin): pass --kind"},
+			"b.go": "package main\n\nimport _ \"github.com/weirstream/weir/plugins/plugin\"\n\nfunc main() {}\n",
+		}, "looks like a WASM module (a.go imports sdk/guest) and a plugin process (b.go imports plugins/plugin): pass --kind"},
 		{"no files", map[string]string{"README": "hi"}, "no Go files"},
 		{"syntax", map[string]string{"main.go": "package main\n\nimport (\n"}, "main.go:"},
 	} {

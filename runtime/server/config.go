@@ -60,6 +60,20 @@ type Config struct {
 	// PipelinesReloadInterval is how often the directory is checked for
 	// changes; default 1s.
 	PipelinesReloadInterval time.Duration `yaml:"pipelines_reload_interval"`
+	// NATS is the control plane: "embedded" starts a NATS server in the
+	// node (loopback, JetStream stored in DataDir/nats, fsync always);
+	// nats://host:port[,...] uses an existing cluster; "" or "off": none.
+	// `weir serve` defaults to "embedded".
+	NATS string `yaml:"nats"`
+	// NATSListen is the embedded server's address; default 127.0.0.1:4222.
+	NATSListen string `yaml:"nats_listen"`
+	// NATSCreds, NATSNKey, NATSTLSCA, NATSTLSCert, NATSTLSKey: credentials
+	// and TLS for an existing cluster.
+	NATSCreds   string `yaml:"nats_creds"`
+	NATSNKey    string `yaml:"nats_nkey"`
+	NATSTLSCA   string `yaml:"nats_tls_ca"`
+	NATSTLSCert string `yaml:"nats_tls_cert"`
+	NATSTLSKey  string `yaml:"nats_tls_key"`
 }
 
 // LoadConfigFile reads a YAML config strictly: unknown keys and values of

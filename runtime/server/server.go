@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/weirstream/weir/core/group"
 	"github.com/weirstream/weir/core/kafka"
 	"github.com/weirstream/weir/pipelines"
+	"github.com/weirstream/weir/runtime/control"
 )
 
 // Server is a running broker.
@@ -34,7 +36,8 @@ type Server struct {
 	kln    net.Listener
 	http   *http.Server
 	hln    net.Listener
-	pipes  *pipelineHost // nil without a pipelines directory
+	pipes  *pipelineHost  // nil without a pipelines directory
+	ctl    *control.Plane // nil without a control plane
 
 	done     chan struct{}
 	serveErr error
@@ -68,9 +71,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, broker: b, done: make(chan struct{})}
+	if cfg.NATS != "" && cfg.NATS != "off" {
+		o := control.Options{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: fmt.Sprintf("weir-node-%d", cfg.NodeID),
+			CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Logger: log}
+		if cfg.NATS != "embedded" {
+			o.URLs = strings.Split(cfg.NATS, ",")
+		}
+		if s.ctl, err = control.Start(ctx, o); err != nil {
+			b.Close()
+			return nil, err
+		}
+		log.Info("control plane connected", "nats", s.ctl.URL(), "embedded", s.ctl.Embedded())
+	}
+	closeCtl := func() {
+		if s.ctl != nil {
+			s.ctl.Close()
+		}
+	}
 	var lc net.ListenConfig
 	s.kln, err = lc.Listen(ctx, "tcp", cfg.KafkaAddr)
 	if err != nil {
+		closeCtl()
 		b.Close()
 		return nil, fmt.Errorf("kafka listener: %w", err)
 	}
@@ -87,6 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.hln, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 		if err != nil {
 			s.kln.Close()
+			closeCtl()
 			b.Close()
 			return nil, fmt.Errorf("http listener: %w", err)
 		}
@@ -142,6 +164,9 @@ func (s *Server) HTTPAddr() string {
 	return s.hln.Addr().String()
 }
 
+// Control is the node's control plane, or nil when it has none.
+func (s *Server) Control() *control.Plane { return s.ctl }
+
 // Broker is the broker behind the server.
 func (s *Server) Broker() *broker.Broker { return s.broker }
 
@@ -168,6 +193,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("connections did not finish in time", "err", kerr)
 		}
 		berr := s.broker.Close()
+		if s.ctl != nil {
+			s.ctl.Close()
+		}
 		if s.http != nil {
 			s.http.Shutdown(ctx)
 		}

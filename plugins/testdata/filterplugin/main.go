@@ -19,9 +19,9 @@ package main
 import (
 	"context"
 
+	"github.com/weirstream/weir/plugins/plugin"
 	"github.com/weirstream/weir/plugins/testdata/filterplugin/work"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
 )
 
 type proc struct{ w *work.Work }

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirstream/weir/plugins/plugin"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin"
 )
 
 type proc struct {

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weirstream/weir/plugins/pluginpb"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin/pluginpb"
 )
 
 // TestRoundTrip: records survive the wire, including the difference

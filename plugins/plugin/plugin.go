@@ -26,8 +26,8 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/weirstream/weir/plugins/pluginpb"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin/pluginpb"
 )
 
 // Handshake is the go-plugin handshake weir and its plugins share: a

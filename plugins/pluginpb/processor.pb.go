@@ -1,12 +1,12 @@
 // The protocol between weir and an out-of-process processor (a plugin),
 // spoken over gRPC through hashicorp/go-plugin. A plugin in any language
 // implements the Processor service; a Go plugin calls plugin.Serve from
-// github.com/weirstream/weir/sdk/plugin and writes only the processor.
+// github.com/weirstream/weir/plugins/plugin and writes only the processor.
 //
 // Regenerate the Go code (protoc 3.21+, protoc-gen-go v1.36.12,
 // protoc-gen-go-grpc v1.6.2) from the repository root with
 //
-//   go generate ./sdk/plugin/pluginpb
+//   go generate ./plugins/pluginpb
 //
 // Contract: the host calls Configure once per process before any Process
 // call, then Process once per batch (at most a few MiB; the host splits
@@ -627,7 +627,7 @@ const file_processor_proto_rawDesc = "" +
 	"\tProcessor\x12P\n" +
 	"\tConfigure\x12 .weir.plugin.v1.ConfigureRequest\x1a!.weir.plugin.v1.ConfigureResponse\x129\n" +
 	"\aProcess\x12\x15.weir.plugin.v1.Batch\x1a\x17.weir.plugin.v1.Results\x12G\n" +
-	"\x06Health\x12\x1d.weir.plugin.v1.HealthRequest\x1a\x1e.weir.plugin.v1.HealthResponseB0Z.github.com/weirstream/weir/sdk/plugin/pluginpbb\x06proto3"
+	"\x06Health\x12\x1d.weir.plugin.v1.HealthRequest\x1a\x1e.weir.plugin.v1.HealthResponseB-Z+github.com/weirstream/weir/plugins/pluginpbb\x06proto3"
 
 var (
 	file_processor_proto_rawDescOnce sync.Once

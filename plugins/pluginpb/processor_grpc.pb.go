@@ -1,12 +1,12 @@
 // The protocol between weir and an out-of-process processor (a plugin),
 // spoken over gRPC through hashicorp/go-plugin. A plugin in any language
 // implements the Processor service; a Go plugin calls plugin.Serve from
-// github.com/weirstream/weir/sdk/plugin and writes only the processor.
+// github.com/weirstream/weir/plugins/plugin and writes only the processor.
 //
 // Regenerate the Go code (protoc 3.21+, protoc-gen-go v1.36.12,
 // protoc-gen-go-grpc v1.6.2) from the repository root with
 //
-//   go generate ./sdk/plugin/pluginpb
+//   go generate ./plugins/pluginpb
 //
 // Contract: the host calls Configure once per process before any Process
 // call, then Process once per batch (at most a few MiB; the host splits

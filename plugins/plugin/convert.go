@@ -3,8 +3,8 @@ package plugin
 import (
 	"time"
 
+	"github.com/weirstream/weir/plugins/pluginpb"
 	"github.com/weirstream/weir/sdk"
-	"github.com/weirstream/weir/sdk/plugin/pluginpb"
 )
 
 // ToPB appends the protocol form of records to dst. The messages alias
