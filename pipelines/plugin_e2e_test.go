@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,14 +24,8 @@ func TestMixedStagesEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	wasm := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "redact.wasm"), "../examples/wasm-redact")
-	wasm.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := wasm.CombinedOutput(); err != nil {
-		t.Fatalf("building the module: %v\n%s", err, out)
-	}
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "shout"), "../plugins/testdata/testplugin").CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
-	}
+	buildGo(t, "../examples/wasm-redact", filepath.Join(dir, "redact.wasm"), true)
+	buildGo(t, "../plugins/testdata/testplugin", filepath.Join(dir, "bin", "shout"), false)
 	spec := filepath.Join(dir, "mixed.yaml")
 	if err := os.WriteFile(spec, []byte(`
 pipeline: mixed

@@ -25,11 +25,7 @@ func TestWasmStageEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "redact.wasm"), "../examples/wasm-redact")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the module: %v\n%s", err, out)
-	}
+	buildGo(t, "../examples/wasm-redact", filepath.Join(dir, "redact.wasm"), true)
 	spec := filepath.Join(dir, "redact.yaml")
 	if err := os.WriteFile(spec, []byte(`
 pipeline: redact
@@ -118,11 +114,7 @@ func TestWasmFaultsDeadLettered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "misbehave.wasm"), "../wasm/testdata/misbehave")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the module: %v\n%s", err, out)
-	}
+	buildGo(t, "../wasm/testdata/misbehave", filepath.Join(dir, "misbehave.wasm"), true)
 	spec := filepath.Join(dir, "faults.yaml")
 	if err := os.WriteFile(spec, []byte(`
 pipeline: faults
@@ -199,5 +191,22 @@ on_error: {policy: dead_letter, topic: in.dlq}
 		if msg, ok := bad[string(r.Value)]; !ok || !strings.Contains(h[pipelines.HeaderError], msg) || h[pipelines.HeaderTopic] != "in" {
 			t.Fatalf("dead letter %q: %v", r.Value, h)
 		}
+	}
+}
+
+// buildGo builds the Go package pkg into out: a WASM module (wasip1,
+// c-shared) or a binary for this machine.
+func buildGo(t *testing.T, pkg, out string, wasm bool) {
+	t.Helper()
+	args := []string{"build", "-o", out, pkg}
+	if wasm {
+		args = []string{"build", "-buildmode=c-shared", "-o", out, pkg}
+	}
+	cmd := exec.Command("go", args...)
+	if wasm {
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	}
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, msg)
 	}
 }

@@ -466,7 +466,7 @@ func (s *Stage) call(ctx context.Context, in []sdk.Record) (*sdk.Results, error)
 			return nil, fmt.Errorf("plugin reply names input %d (after %d) of a batch of %d", src, last, len(in))
 		}
 		last = src
-		out.Emit(src, sdk.Record{Output: o.Output, Key: o.Key, Value: o.Value, Headers: headers(o.Headers), Timestamp: time.UnixMilli(o.TimestampMs)})
+		out.Emit(src, sdk.Record{Output: o.Output, Key: o.Key, Value: o.Value, Headers: plugin.HeadersFromPB(o.Headers), Timestamp: time.UnixMilli(o.TimestampMs)})
 	}
 	for _, f := range reply.Failures {
 		if f.Source < 0 || int(f.Source) >= len(in) {
@@ -475,15 +475,4 @@ func (s *Stage) call(ctx context.Context, in []sdk.Record) (*sdk.Results, error)
 		out.Fail(int(f.Source), errors.New(f.Error))
 	}
 	return &out, nil
-}
-
-func headers(hs []*pluginpb.Header) []sdk.Header {
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make([]sdk.Header, len(hs))
-	for i, h := range hs {
-		out[i] = sdk.Header{Key: h.Key, Value: h.Value}
-	}
-	return out
 }

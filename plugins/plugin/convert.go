@@ -26,7 +26,7 @@ func ToPB(dst []*pluginpb.Record, in []sdk.Record) []*pluginpb.Record {
 func FromPB(dst []sdk.Record, in []*pluginpb.Record) []sdk.Record {
 	for _, m := range in {
 		r := sdk.Record{Key: m.Key, Value: m.Value, Timestamp: time.UnixMilli(m.TimestampMs), Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
-		r.Headers = headersFromPB(m.Headers)
+		r.Headers = HeadersFromPB(m.Headers)
 		dst = append(dst, r)
 	}
 	return dst
@@ -61,7 +61,9 @@ func headersToPB(hs []sdk.Header) []*pluginpb.Header {
 	return out
 }
 
-func headersFromPB(hs []*pluginpb.Header) []sdk.Header {
+// HeadersFromPB is the sdk form of a message's headers (aliasing their
+// bytes); nil for none.
+func HeadersFromPB(hs []*pluginpb.Header) []sdk.Header {
 	if len(hs) == 0 {
 		return nil
 	}

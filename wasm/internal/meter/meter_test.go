@@ -101,8 +101,6 @@ func testModule() []byte {
 		sec(secCode, code), sec(secCustom, names))
 }
 
-type meterCtx struct{}
-
 // instantiate runs wasm with env.add1 and, when metered, the meter import
 // that refills by chunk until ctx is done. It returns the module and a
 // count of refills.
