@@ -50,3 +50,63 @@ func TestServeControlPlane(t *testing.T) {
 		t.Fatalf("--nats off started a control plane:\n%s", off.stderr.String())
 	}
 }
+
+// TestPipelineApply: weir pipeline apply validates and deploys to the
+// node's embedded NATS server (an invalid file is refused with its
+// position and nothing is stored), list --deployed shows the revisions,
+// an unchanged file is not stored again, delete removes.
+func TestPipelineApply(t *testing.T) {
+	bin := buildWeir(t)
+	p := startServe(t, bin, t.TempDir())
+	defer p.stop(t, 30*time.Second)
+	var url string
+	re := regexp.MustCompile(`control plane: the embedded NATS server at (nats://\S+)`)
+	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no control plane line:\n%s", p.stderr.String())
+		}
+	}
+	env := []string{"WEIR_NATS=" + url}
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "clicks.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(spec, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const v1 = "pipeline: clicks\ninput: {topics: [clicks]}\nstages:\n  - filter: 'value.amount > 100'\noutput: big\n"
+	write(v1)
+	r := runWeir(t, bin, env, "", "pipeline", "apply", spec)
+	if r.code != 0 || !strings.Contains(r.stdout, "applied clicks: revision 1") {
+		t.Fatalf("apply: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runWeir(t, bin, env, "", "pipeline", "apply", spec)
+	if r.code != 0 || !strings.Contains(r.stdout, "unchanged clicks: revision 1") {
+		t.Fatalf("apply again: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	write("pipeline: clicks\ninput: {topics: [clicks]}\nstages:\n  - filter: 'value.amount >'\noutput: big\n")
+	r = runWeir(t, bin, env, "", "pipeline", "apply", spec)
+	if r.code == 0 || !strings.Contains(r.stderr, spec+":4:") || !strings.Contains(r.stderr, "nothing applied") {
+		t.Fatalf("invalid apply: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	write(strings.Replace(v1, "100", "1000", 1))
+	if r = runWeir(t, bin, env, "", "pipeline", "apply", spec); r.code != 0 || !strings.Contains(r.stdout, "applied clicks: revision 2") {
+		t.Fatalf("new version: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runWeir(t, bin, env, "", "pipeline", "list", "--deployed")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^clicks\s+2\s`).MatchString(r.stdout) {
+		t.Fatalf("list --deployed: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = runWeir(t, bin, env, "", "pipeline", "delete", "clicks"); r.code != 0 {
+		t.Fatalf("delete: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = runWeir(t, bin, env, "", "pipeline", "delete", "clicks"); r.code == 0 || !strings.Contains(r.stderr, "not deployed") {
+		t.Fatalf("delete again: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runWeir(t, bin, []string{"WEIR_NATS=nats://127.0.0.1:1"}, "", "pipeline", "list", "--deployed")
+	if r.code == 0 || !strings.Contains(r.stderr, "nats://127.0.0.1:1") {
+		t.Fatalf("unreachable control plane: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

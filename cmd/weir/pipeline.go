@@ -30,7 +30,7 @@ the results to output topics and commits its input offsets once every output
 is acknowledged (at-least-once). See the README's Pipelines section.`,
 	}
 	cmd.AddCommand(newPipelineValidateCmd(), newPipelineExplainCmd(), newPipelineTestCmd(), newPipelineRunCmd(),
-		newPipelineListCmd(), newPipelineStatusCmd())
+		newPipelineListCmd(), newPipelineStatusCmd(), newPipelineApplyCmd(), newPipelineDeleteCmd())
 	return cmd
 }
 
@@ -212,12 +212,16 @@ func httpAddrFlag(cmd *cobra.Command, addr *string) {
 
 func newPipelineListCmd() *cobra.Command {
 	var addr string
-	var asJSON bool
+	var asJSON, deployed bool
+	var nf natsFlags
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the pipelines a running node runs (weir serve --pipelines DIR)",
+		Short: "List the pipelines a running node runs (weir serve --pipelines DIR), or with --deployed those deployed to the control plane",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if deployed {
+				return listDeployed(cmd, &nf)
+			}
 			st, err := fetchPipelines(cmd.Context(), addr)
 			if err != nil {
 				return err
@@ -237,6 +241,8 @@ func newPipelineListCmd() *cobra.Command {
 	}
 	httpAddrFlag(cmd, &addr)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&deployed, "deployed", false, "list the pipelines deployed with weir pipeline apply (from --nats)")
+	nf.add(cmd)
 	return cmd
 }
 

@@ -115,3 +115,48 @@ func TestExisting(t *testing.T) {
 		t.Fatalf("unreachable cluster: %v", err)
 	}
 }
+
+// TestDeployments: apply stores versions (an unchanged spec is not stored
+// again), list shows the current ones, delete removes, and a restarted
+// embedded server still has them.
+func TestDeployments(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := Start(ctx, Options{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, changed, err := p.Apply(ctx, "clicks", []byte("pipeline: clicks # v1\n"))
+	if err != nil || !changed {
+		t.Fatalf("first apply: %d %v %v", r1, changed, err)
+	}
+	if r, changed, err := p.Apply(ctx, "clicks", []byte("pipeline: clicks # v1\n")); err != nil || changed || r != r1 {
+		t.Fatalf("same spec again: %d %v %v", r, changed, err)
+	}
+	r2, changed, err := p.Apply(ctx, "clicks", []byte("pipeline: clicks # v2\n"))
+	if err != nil || !changed || r2 <= r1 {
+		t.Fatalf("new version: %d (was %d) %v %v", r2, r1, changed, err)
+	}
+	if _, _, err := p.Apply(ctx, "orders", []byte("pipeline: orders\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Delete(ctx, "nope"); !errors.Is(err, ErrNotDeployed) {
+		t.Fatalf("deleting what is not deployed: %v", err)
+	}
+	if err := p.Delete(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	p, err = Start(ctx, Options{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ds, err := p.Deployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Name != "clicks" || ds[0].Revision != r2 || string(ds[0].Spec) != "pipeline: clicks # v2\n" {
+		t.Fatalf("after a restart: %+v", ds)
+	}
+}
