@@ -51,5 +51,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newGroupCmd())
 	root.AddCommand(newPipelineCmd())
 	root.AddCommand(newPluginCmd())
+	root.AddCommand(newWorkerCmd())
 	return root
 }

@@ -60,6 +60,7 @@ in-flight requests, flush, and mark the logs clean.`,
 				{"nats-tls-ca", &cfg.NATSTLSCA, flags.NATSTLSCA},
 				{"nats-tls-cert", &cfg.NATSTLSCert, flags.NATSTLSCert},
 				{"nats-tls-key", &cfg.NATSTLSKey, flags.NATSTLSKey},
+				{"artifacts", &cfg.ArtifactsDir, flags.ArtifactsDir},
 			} {
 				if f.Changed(o.flag) {
 					*o.dst = o.val
@@ -132,6 +133,7 @@ in-flight requests, flush, and mark the logs clean.`,
 	f.StringVar(&flags.NATSTLSCA, "nats-tls-ca", "", "CA certificate (PEM) to trust for --nats URL")
 	f.StringVar(&flags.NATSTLSCert, "nats-tls-cert", "", "client certificate (PEM) for --nats URL")
 	f.StringVar(&flags.NATSTLSKey, "nats-tls-key", "", "client key (PEM) for --nats URL")
+	f.StringVar(&flags.ArtifactsDir, "artifacts", "", "directory for relative paths in pipelines deployed with weir pipeline apply (default: the working directory)")
 	f.StringArrayVar(&topicCfg, "topic-config", nil, "broker-wide topic config default, key=value (repeatable), e.g. flush.messages=1")
 	return cmd
 }

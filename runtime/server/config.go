@@ -65,6 +65,10 @@ type Config struct {
 	// nats://host:port[,...] uses an existing cluster; "" or "off": none.
 	// `weir serve` defaults to "embedded".
 	NATS string `yaml:"nats"`
+	// ArtifactsDir resolves relative paths (WASM modules, plugin binaries)
+	// in pipelines deployed with weir pipeline apply; default the working
+	// directory.
+	ArtifactsDir string `yaml:"artifacts_dir"`
 	// NATSListen is the embedded server's address; default 127.0.0.1:4222.
 	NATSListen string `yaml:"nats_listen"`
 	// NATSCreds, NATSNKey, NATSTLSCA, NATSTLSCert, NATSTLSKey: credentials

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/pipelines"
+	"github.com/weirstream/weir/runtime/worker"
 )
 
 // pipelineHost runs the pipelines of a directory inside the node and keeps
@@ -209,27 +210,7 @@ func (h *pipelineHost) run(spec *pipelines.Spec, file, version string) *hostedPi
 		exited: make(chan struct{}), state: "running", started: time.Now()}
 	go func() {
 		defer close(p.exited)
-		backoff := time.Second
-		for {
-			err := pipelines.Run(ctx, spec, pipelines.RunOptions{Brokers: h.brokers, Local: h.local, Logger: h.log, Metrics: h.metrics, Stats: p.stats})
-			if ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, pipelines.ErrHalted) {
-				h.log.Error("pipeline halted on a failed record; fix the record or the spec, then change the file", "name", spec.Name, "err", err)
-				p.set("halted", err)
-				return
-			}
-			h.log.Error("pipeline failed; restarting", "name", spec.Name, "err", err, "backoff", backoff)
-			p.set("restarting", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-			p.set("running", nil)
-		}
+		worker.Supervise(ctx, spec, pipelines.RunOptions{Brokers: h.brokers, Local: h.local, Logger: h.log, Metrics: h.metrics, Stats: p.stats}, p.set)
 	}()
 	return p
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/weirstream/weir/core/kafka"
 	"github.com/weirstream/weir/pipelines"
 	"github.com/weirstream/weir/runtime/control"
+	"github.com/weirstream/weir/runtime/worker"
 )
 
 // Server is a running broker.
@@ -38,6 +39,10 @@ type Server struct {
 	hln    net.Listener
 	pipes  *pipelineHost  // nil without a pipelines directory
 	ctl    *control.Plane // nil without a control plane
+	// stopWorker ends the worker that runs the deployed pipelines (nil
+	// without a control plane); workerDone is closed when it has.
+	stopWorker context.CancelFunc
+	workerDone chan struct{}
 
 	done     chan struct{}
 	serveErr error
@@ -142,12 +147,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.serveErr = s.kafka.Serve(s.kln)
 		close(s.done)
 	}()
-	if cfg.PipelinesDir != "" {
+	var pm *pipelines.Metrics
+	if cfg.PipelinesDir != "" || s.ctl != nil {
+		pm = pipelines.NewMetrics(reg)
 		// WASM stages keep their compiled code with the node's data, so a
 		// restart does not compile them again.
 		pipelines.SetWasmCacheDir(filepath.Join(cfg.DataDir, "wasm-cache"))
-		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, localBroker{b}, pipelines.NewMetrics(reg), log)
+	}
+	if cfg.PipelinesDir != "" {
+		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, localBroker{b}, pm, log)
 		s.pipes.start()
+	}
+	if s.ctl != nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		s.stopWorker, s.workerDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.workerDone)
+			err := worker.Run(wctx, worker.Options{Plane: s.ctl, ArtifactsDir: cfg.ArtifactsDir,
+				Run: pipelines.RunOptions{Brokers: []string{s.KafkaAddr()}, Local: localBroker{b}, Logger: log, Metrics: pm}})
+			if err != nil {
+				log.Error("deployed pipelines: worker stopped", "err", err)
+			}
+		}()
 	}
 	log.Info("weir broker started", "kafka", s.KafkaAddr(), "http", s.HTTPAddr(), "data_dir", cfg.DataDir)
 	return s, nil
@@ -187,6 +208,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			// Pipelines first: each commits its batch in flight through
 			// the listener that is about to close.
 			s.pipes.shutdown()
+		}
+		if s.stopWorker != nil {
+			s.stopWorker()
+			<-s.workerDone
 		}
 		kerr := s.kafka.Shutdown(ctx)
 		if kerr != nil {

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirstream/weir/pipelines"
+	"github.com/weirstream/weir/runtime/worker"
+)
+
+func newWorkerCmd() *cobra.Command {
+	var cf clientFlags
+	var nf natsFlags
+	var artifacts string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the pipelines deployed to the control plane (weir pipeline apply) against --brokers, following changes",
+		Long: `Runs every pipeline deployed to the control plane (--nats) in this process,
+reading and writing topics on --brokers over the Kafka protocol, until
+interrupted. A new revision of a pipeline replaces the running one after it
+has committed its batch in flight; a revision that does not load is logged
+and the running one carries on; a deleted pipeline stops. Several workers
+(and weir serve, which runs one too) share a pipeline's input partitions as
+members of its consumer group. Relative paths in a spec (WASM modules,
+plugin binaries) are resolved in --artifacts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			useWasmCache()
+			p, err := nf.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			slog.Info("worker: running the deployed pipelines", "nats", p.URL(), "brokers", cf.options().Brokers)
+			return worker.Run(cmd.Context(), worker.Options{Plane: p, ArtifactsDir: artifacts,
+				Run: pipelines.RunOptions{Brokers: cf.options().Brokers, Logger: slog.Default()}})
+		},
+	}
+	cf.register(cmd.Flags())
+	nf.add(cmd)
+	cmd.Flags().StringVar(&artifacts, "artifacts", "", "directory for relative paths in deployed specs (default: the working directory)")
+	return cmd
+}
