@@ -40,6 +40,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/plugins/plugin"
 	"github.com/weirstream/weir/plugins/pluginpb"
@@ -453,7 +455,8 @@ func (s *Stage) call(ctx context.Context, in []sdk.Record) (*sdk.Results, error)
 	defer cancel()
 	reply, err := proc.Process(cctx, &pluginpb.Batch{Records: plugin.ToPB(nil, in)})
 	if err != nil {
-		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		// gRPC's own timer for the deadline may fire before the context's.
+		if ctx.Err() == nil && (cctx.Err() == context.DeadlineExceeded || status.Code(err) == codes.DeadlineExceeded) {
 			return nil, fmt.Errorf("no reply within the stage timeout of %v: %w", s.cfg.Timeout, err)
 		}
 		return nil, err
