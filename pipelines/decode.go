@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -330,4 +331,20 @@ func (d *decoder) scalarPos(n *yaml.Node, off int) Pos {
 		next := lines[ln]
 		c = len([]rune(next)) - len([]rune(strings.TrimLeft(next, " \t")))
 	}
+}
+
+// jsonConfig is a stage's config (any YAML) as JSON, for a module or a
+// plugin.
+func (d *decoder) jsonConfig(n *yaml.Node, what string) ([]byte, bool) {
+	var x any
+	if err := n.Decode(&x); err != nil {
+		d.errorf(n, "", "%s: %v", what, err)
+		return nil, false
+	}
+	b, err := json.Marshal(jsonable(x))
+	if err != nil {
+		d.errorf(n, "", "%s: %v", what, err)
+		return nil, false
+	}
+	return b, true
 }

@@ -55,11 +55,17 @@ func startNode(t *testing.T) (string, pipelines.LocalBroker) {
 
 func loadSpec(t *testing.T, text string) *pipelines.Spec {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "p.yaml")
-	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+	return loadSpecAt(t, filepath.Join(t.TempDir(), "p.yaml"), text)
+}
+
+// loadSpecAt writes a pipeline file (where its module and plugin paths
+// resolve) and loads it.
+func loadSpecAt(t *testing.T, file, body string) *pipelines.Spec {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := pipelines.Load(f)
+	s, err := pipelines.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package pipelines_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,8 +25,7 @@ func TestMixedStagesEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	buildGo(t, "../examples/wasm-redact", filepath.Join(dir, "redact.wasm"), true)
 	buildGo(t, "../plugins/testdata/testplugin", filepath.Join(dir, "bin", "shout"), false)
-	spec := filepath.Join(dir, "mixed.yaml")
-	if err := os.WriteFile(spec, []byte(`
+	s := loadSpecAt(t, filepath.Join(dir, "mixed.yaml"), `
 pipeline: mixed
 input: {topics: [signups]}
 stages:
@@ -36,13 +34,7 @@ stages:
   - plugin: {path: bin/shout, config: {prefix: "> "}, timeout: 2s}
 output: signups_out
 on_error: {policy: dead_letter, topic: signups.dlq}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := pipelines.Load(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	broker, lb := startNode(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("signups"), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
@@ -74,16 +66,9 @@ on_error: {policy: dead_letter, topic: signups.dlq}
 		t.Fatal(err)
 	}
 	out := collect(t, ctx, broker, "signups_out", "signups.dlq")
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- pipelines.Run(runCtx, s, pipelines.RunOptions{Brokers: []string{broker}, Local: lb}) }()
-	waitFor(t, 2*time.Minute, "every output and dead letter", func() bool {
+	runUntil(t, ctx, s, broker, lb, func() bool {
 		return len(out.snapshot("signups_out")) >= len(want) && len(out.snapshot("signups.dlq")) >= len(poison)
 	})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	got := out.snapshot("signups_out")
 	if len(got) != len(want) {
 		t.Fatalf("%d outputs, want %d", len(got), len(want))

@@ -2,7 +2,6 @@ package pipelines
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,17 +80,9 @@ func buildPlugin(d *decoder, n *yaml.Node) (processor, string, bool) {
 		cfg.SHA256 = strings.TrimPrefix(strings.ToLower(sum), "sha256:")
 	}
 	if v, ok := fs["config"]; ok {
-		var x any
-		if err := v.val.Decode(&x); err != nil {
-			d.errorf(v.val, "", "plugin.config: %v", err)
+		if cfg.Config, ok = d.jsonConfig(v.val, "plugin.config"); !ok {
 			return nil, "", false
 		}
-		b, err := json.Marshal(jsonable(x))
-		if err != nil {
-			d.errorf(v.val, "", "plugin.config: %v", err)
-			return nil, "", false
-		}
-		cfg.Config = b
 	}
 	if !good {
 		return nil, "", false

@@ -26,21 +26,14 @@ func TestWasmStageEndToEnd(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	buildGo(t, "../examples/wasm-redact", filepath.Join(dir, "redact.wasm"), true)
-	spec := filepath.Join(dir, "redact.yaml")
-	if err := os.WriteFile(spec, []byte(`
+	s := loadSpecAt(t, filepath.Join(dir, "redact.yaml"), `
 pipeline: redact
 input: {topics: [signups]}
 stages:
   - wasm: {module: redact.wasm, config: {mask: "*"}}
 output: signups_redacted
 on_error: {policy: dead_letter, topic: signups.dlq}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := pipelines.Load(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	broker, lb := startNode(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("signups"), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
@@ -73,18 +66,9 @@ on_error: {policy: dead_letter, topic: signups.dlq}
 		t.Fatal(err)
 	}
 	out := collect(t, ctx, broker, "signups_redacted", "signups.dlq")
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- pipelines.Run(runCtx, s, pipelines.RunOptions{Brokers: []string{broker}, Local: lb}) }()
-	waitFor(t, 2*time.Minute, "every output and dead letter", func() bool {
+	elapsed := runUntil(t, ctx, s, broker, lb, func() bool {
 		return len(out.snapshot("signups_redacted")) >= len(want) && len(out.snapshot("signups.dlq")) >= bad
 	})
-	elapsed := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	got := out.snapshot("signups_redacted")
 	if len(got) != len(want) {
 		t.Fatalf("%d outputs, want %d", len(got), len(want))
@@ -115,21 +99,14 @@ func TestWasmFaultsDeadLettered(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	buildGo(t, "../wasm/testdata/misbehave", filepath.Join(dir, "misbehave.wasm"), true)
-	spec := filepath.Join(dir, "faults.yaml")
-	if err := os.WriteFile(spec, []byte(`
+	s := loadSpecAt(t, filepath.Join(dir, "faults.yaml"), `
 pipeline: faults
 input: {topics: [in]}
 stages:
   - wasm: {module: misbehave.wasm, timeout: 300ms}
 output: out
 on_error: {policy: dead_letter, topic: in.dlq}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := pipelines.Load(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	broker, lb := startNode(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("in"))
 	if err != nil {
@@ -162,16 +139,9 @@ on_error: {policy: dead_letter, topic: in.dlq}
 		t.Fatal(err)
 	}
 	out := collect(t, ctx, broker, "out", "in.dlq")
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- pipelines.Run(runCtx, s, pipelines.RunOptions{Brokers: []string{broker}, Local: lb}) }()
-	waitFor(t, 2*time.Minute, "every output and dead letter", func() bool {
+	runUntil(t, ctx, s, broker, lb, func() bool {
 		return len(out.snapshot("out")) >= len(want) && len(out.snapshot("in.dlq")) >= len(bad)
 	})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	var got []string
 	for _, r := range out.snapshot("out") {
 		got = append(got, string(r.Value))
@@ -209,4 +179,22 @@ func buildGo(t *testing.T, pkg, out string, wasm bool) {
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", pkg, err, msg)
 	}
+}
+
+// runUntil runs s in process against the node until every output and
+// dead letter expected is there (done), stops it, and returns how long
+// that took.
+func runUntil(t *testing.T, ctx context.Context, s *pipelines.Spec, broker string, lb pipelines.LocalBroker, done func() bool) time.Duration {
+	t.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	exited := make(chan error, 1)
+	start := time.Now()
+	go func() { exited <- pipelines.Run(runCtx, s, pipelines.RunOptions{Brokers: []string{broker}, Local: lb}) }()
+	waitFor(t, 2*time.Minute, "every output and dead letter", done)
+	took := time.Since(start)
+	stop()
+	if err := <-exited; err != nil {
+		t.Fatal(err)
+	}
+	return took
 }

@@ -3,7 +3,6 @@ package pipelines
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,17 +198,9 @@ func buildWasm(d *decoder, n *yaml.Node) (processor, string, bool) {
 	}
 	config := []byte("{}")
 	if v, ok := fs["config"]; ok {
-		var x any
-		if err := v.val.Decode(&x); err != nil {
-			d.errorf(v.val, "", "wasm.config: %v", err)
+		if config, ok = d.jsonConfig(v.val, "wasm.config"); !ok {
 			return nil, "", false
 		}
-		b, err := json.Marshal(jsonable(x))
-		if err != nil {
-			d.errorf(v.val, "", "wasm.config: %v", err)
-			return nil, "", false
-		}
-		config = b
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {

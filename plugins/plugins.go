@@ -84,6 +84,22 @@ type Config struct {
 	HealthInterval time.Duration
 }
 
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Stderr == nil {
+		c.Stderr = io.Discard
+	}
+	if len(c.Config) == 0 {
+		c.Config = []byte("{}")
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 5 * time.Second
+	}
+	return c
+}
+
 // Stage is a supervised plugin process (see the package doc).
 type Stage struct {
 	cfg Config
@@ -114,18 +130,7 @@ func (s *Stage) Restarts() int {
 // NewStage makes a stage; the process starts on the first call (or
 // Check).
 func NewStage(cfg Config) (*Stage, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Stderr == nil {
-		cfg.Stderr = io.Discard
-	}
-	if len(cfg.Config) == 0 {
-		cfg.Config = []byte("{}")
-	}
-	if cfg.HealthInterval == 0 {
-		cfg.HealthInterval = 5 * time.Second
-	}
+	cfg = cfg.withDefaults()
 	if cfg.SHA256 != "" {
 		if b, err := hex.DecodeString(cfg.SHA256); err != nil || len(b) != sha256.Size {
 			return nil, fmt.Errorf("plugins: sha256 %q is not 64 hex digits", cfg.SHA256)
@@ -315,12 +320,7 @@ func dispense(client *goplugin.Client, path string) (pluginpb.ProcessorClient, e
 // is a weir plugin at all, without configuring it (a plugin may refuse an
 // empty config). `weir plugin build` checks what it built with it.
 func Probe(ctx context.Context, cfg Config) error {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Stderr == nil {
-		cfg.Stderr = io.Discard
-	}
+	cfg = cfg.withDefaults()
 	_, client := newClient(cfg, nil)
 	defer client.Kill()
 	proc, err := dispense(client, cfg.Path)

@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,5 +127,38 @@ func TestProcessorFunc(t *testing.T) {
 	cancel()
 	if err := p.Process(ctx, nil, &res); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// TestEach: outputs and errors per record, in order; a panic fails its
+// record alone, however many there are.
+func TestEach(t *testing.T) {
+	var in []sdk.Record
+	for _, v := range []string{"a", "panic", "b", "err", "panic", "c"} {
+		in = append(in, sdk.Record{Value: []byte(v)})
+	}
+	var res sdk.Results
+	sdk.Each(in, &res, func(r sdk.Record) ([]sdk.Record, error) {
+		switch string(r.Value) {
+		case "panic":
+			panic("boom")
+		case "err":
+			return nil, errors.New("bad")
+		}
+		return []sdk.Record{r, r}, nil
+	})
+	var out []string
+	for _, o := range res.Out {
+		out = append(out, fmt.Sprintf("%d:%s", o.Source, o.Record.Value))
+	}
+	var failed []string
+	for _, f := range res.Failed {
+		failed = append(failed, fmt.Sprintf("%d:%v", f.Source, f.Err))
+	}
+	if got := strings.Join(out, " "); got != "0:a 0:a 2:b 2:b 5:c 5:c" {
+		t.Errorf("outputs %s", got)
+	}
+	if got := strings.Join(failed, " "); got != "1:panic: boom 3:bad 4:panic: boom" {
+		t.Errorf("failures %s", got)
 	}
 }

@@ -18,15 +18,7 @@ func TestServeControlPlane(t *testing.T) {
 	bin := buildWeir(t)
 	data := t.TempDir()
 	p := startServe(t, bin, data)
-	var url string
-	re := regexp.MustCompile(`weir: control plane: the embedded NATS server at (nats://127\.0\.0\.1:\d+)`)
-	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no control plane line:\n%s", p.stderr.String())
-		}
-	}
+	url := controlPlaneURL(t, p)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -59,15 +51,7 @@ func TestPipelineApply(t *testing.T) {
 	bin := buildWeir(t)
 	p := startServe(t, bin, t.TempDir())
 	defer p.stop(t, 30*time.Second)
-	var url string
-	re := regexp.MustCompile(`control plane: the embedded NATS server at (nats://\S+)`)
-	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no control plane line:\n%s", p.stderr.String())
-		}
-	}
+	url := controlPlaneURL(t, p)
 	env := []string{"WEIR_NATS=" + url}
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "clicks.yaml")
@@ -108,5 +92,19 @@ func TestPipelineApply(t *testing.T) {
 	r = runWeir(t, bin, []string{"WEIR_NATS=nats://127.0.0.1:1"}, "", "pipeline", "list", "--deployed")
 	if r.code == 0 || !strings.Contains(r.stderr, "nats://127.0.0.1:1") {
 		t.Fatalf("unreachable control plane: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// controlPlaneURL is the embedded NATS server's URL a weir serve prints.
+func controlPlaneURL(t *testing.T, p *weirProc) string {
+	t.Helper()
+	re := regexp.MustCompile(`weir: control plane: the embedded NATS server at (nats://127\.0\.0\.1:\d+)`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no control plane line:\n%s", p.stderr.String())
+		}
 	}
 }

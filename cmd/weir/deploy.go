@@ -50,17 +50,18 @@ stored as written.`,
 			var specs []loaded
 			bad := 0
 			for _, f := range args {
-				s, err := pipelines.Load(f)
+				// Read once: what is validated is what is stored.
+				raw, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				s, err := pipelines.Parse(f, raw)
 				if err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 					bad++
 					continue
 				}
 				s.Close()
-				raw, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
 				specs = append(specs, loaded{s.Name, raw})
 			}
 			if bad > 0 {

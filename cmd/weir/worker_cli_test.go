@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -26,15 +25,7 @@ func TestWorkerRunsDeployed(t *testing.T) {
 	bin := buildWeir(t)
 	srv := startServe(t, bin, t.TempDir())
 	defer srv.stop(t, 30*time.Second)
-	var url string
-	re := regexp.MustCompile(`control plane: the embedded NATS server at (nats://\S+)`)
-	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(srv.stderr.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no control plane line:\n%s", srv.stderr.String())
-		}
-	}
+	url := controlPlaneURL(t, srv)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)

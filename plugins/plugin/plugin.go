@@ -109,34 +109,9 @@ func (f *Func) Configure(config []byte) error {
 	return f.Config(config)
 }
 
-// run calls Each from record i on, and returns where to go on: the end,
-// or after a record whose call panicked. One deferred recover per batch,
-// not per record.
-func (f *Func) run(in []sdk.Record, res *sdk.Results, i int) (next int) {
-	defer func() {
-		if p := recover(); p != nil {
-			res.Fail(i, fmt.Errorf("panic: %v", p))
-			next = i + 1
-		}
-	}()
-	for ; i < len(in); i++ {
-		outs, err := f.Each(in[i])
-		if err != nil {
-			res.Fail(i, err)
-			continue
-		}
-		for _, o := range outs {
-			res.Emit(i, o)
-		}
-	}
-	return i
-}
-
 // Process implements sdk.Processor.
 func (f *Func) Process(_ context.Context, in []sdk.Record, res *sdk.Results) error {
-	for i := 0; i < len(in); {
-		i = f.run(in, res, i)
-	}
+	sdk.Each(in, res, f.Each)
 	return nil
 }
 

@@ -31,7 +31,9 @@ type Deployment struct {
 	Applied  time.Time
 }
 
-func (p *Plane) deployments(ctx context.Context) (jetstream.KeyValue, error) {
+// DeployKV opens the deployment bucket, creating it if need be: the
+// one place its configuration is written.
+func (p *Plane) DeployKV(ctx context.Context) (jetstream.KeyValue, error) {
 	kv, err := p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      DeployBucket,
 		Description: "weir pipeline specs: key = pipeline name, value = the YAML as applied",
@@ -48,7 +50,7 @@ func (p *Plane) deployments(ctx context.Context) (jetstream.KeyValue, error) {
 // revision; a spec equal to the current one is not stored again (changed
 // false). The caller validates the spec first.
 func (p *Plane) Apply(ctx context.Context, name string, spec []byte) (rev uint64, changed bool, err error) {
-	kv, err := p.deployments(ctx)
+	kv, err := p.DeployKV(ctx)
 	if err != nil {
 		return 0, false, err
 	}
@@ -71,7 +73,7 @@ func (p *Plane) Apply(ctx context.Context, name string, spec []byte) (rev uint64
 
 // Delete removes a deployed pipeline.
 func (p *Plane) Delete(ctx context.Context, name string) error {
-	kv, err := p.deployments(ctx)
+	kv, err := p.DeployKV(ctx)
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,7 @@ func (p *Plane) Delete(ctx context.Context, name string) error {
 
 // Deployments lists the deployed pipelines by name.
 func (p *Plane) Deployments(ctx context.Context) ([]Deployment, error) {
-	kv, err := p.deployments(ctx)
+	kv, err := p.DeployKV(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func TestMembershipRules(t *testing.T) {
 		{"a first heard", m.Observe(a, at(0)), "a joined "},
 		{"b first heard", m.Observe(b, at(100)), "b joined "},
 		{"a again, same", m.Observe(a, at(500)), ""},
-		{"nothing expired yet", m.Expire(at(1050)), "b left timeout"[:0]},
+		{"nothing expired yet", m.Expire(at(1050)), ""},
 		{"a changes capacity", m.Observe(Heartbeat{ID: "a", Capacity: 8, Incarnation: 1}, at(1100)), "a changed announcement"},
 		{"b silent for 1 s", m.Expire(at(1100)), "b left timeout"},
 		{"a restarts", m.Observe(Heartbeat{ID: "a", Capacity: 8, Incarnation: 2}, at(1200)), "a changed restarted"},

@@ -98,9 +98,9 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	kv, err := o.Plane.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: control.DeployBucket, History: 16, Storage: jetstream.FileStorage})
+	kv, err := o.Plane.DeployKV(ctx)
 	if err != nil {
-		return fmt.Errorf("worker: bucket %s: %w", control.DeployBucket, err)
+		return fmt.Errorf("worker: %w", err)
 	}
 	w, err := kv.WatchAll(ctx)
 	if err != nil {

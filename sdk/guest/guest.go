@@ -124,35 +124,9 @@ func processBatch(ptr, n int32) int64 {
 		return reply(abi.AppendBatchError(out[:0], err.Error()))
 	}
 	res.Reset()
-	for i := 0; i < len(batch); {
-		i = runFrom(i)
-	}
+	sdk.Each(batch, &res, process)
 	if features&abi.FeatureKept != 0 {
 		return reply(abi.AppendResultsKept(out[:0], batch, &res))
 	}
 	return reply(abi.AppendResults(out[:0], &res))
-}
-
-// runFrom runs the function on the batch's records from i on, and returns
-// where to go on: the end, or after a record whose call panicked (which
-// fails with the panic). One deferred recover per batch, not per record:
-// a defer per call cost 10-15% of a batch.
-func runFrom(i int) (next int) {
-	defer func() {
-		if p := recover(); p != nil {
-			res.Fail(i, fmt.Errorf("panic: %v", p))
-			next = i + 1
-		}
-	}()
-	for ; i < len(batch); i++ {
-		outs, err := process(batch[i])
-		if err != nil {
-			res.Fail(i, err)
-			continue
-		}
-		for _, o := range outs {
-			res.Emit(i, o)
-		}
-	}
-	return i
 }

@@ -15,8 +15,7 @@
 //     the fuel is reduced by the number of instructions of the region the
 //     check guards, and when it drops below zero the import is called. The
 //     check keeps the new value in a scratch i64 local added to each
-//     function (one global load per check, not two: in a tight loop that
-//     took the meter's cost from 1.6x to about 1.2x).
+//     function, so it loads the global once, not twice.
 //
 // A region is a function body outside its loops, or one loop's body outside
 // its nested loops; branches inside a region only go forward or out of it,
