@@ -131,24 +131,10 @@ func BenchmarkFilterKinds(b *testing.B) {
 		}
 	}
 	run := func(b *testing.B, p sdk.Processor) {
-		var size int64
-		for _, r := range in {
-			size += int64(len(r.Value))
-		}
-		var res sdk.Results
-		b.SetBytes(size)
-		b.ResetTimer()
-		for range b.N {
-			res.Reset()
-			if err := p.Process(context.Background(), in, &res); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
+		res := runBatches(b, p, in)
 		if len(res.Out) != want || len(res.Failed) != 0 {
 			b.Fatalf("%d kept, %d failed; want %d and 0", len(res.Out), len(res.Failed), want)
 		}
-		b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "records/s")
 	}
 	b.Run("native", func(b *testing.B) {
 		run(b, sdk.ProcessorFunc(func(_ context.Context, in []sdk.Record, res *sdk.Results) error {
@@ -188,6 +174,29 @@ output: out
 		}
 		run(b, s.Stages[0].proc)
 	})
+	// The ABI's own cost, with the pipeline's limits: a module that keeps
+	// every record, and one that drops every record, doing nothing else.
+	pass := filepath.Join(filepath.Dir(module), "passthrough.wasm")
+	goBuild(b, pass, "../wasm/testdata/passthrough", true)
+	for _, keep := range []bool{true, false} {
+		b.Run(fmt.Sprintf("wasm-abi-only-keep-%v", keep), func(b *testing.B) {
+			s, err := Parse(filepath.Join(filepath.Dir(module), "bench.yaml"), []byte(fmt.Sprintf(`
+pipeline: b
+input: {topics: [clicks]}
+stages:
+  - wasm: {module: passthrough.wasm, config: {keep: %v}}
+output: out
+`, keep)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			res := runBatches(b, s.Stages[0].proc, in)
+			if keep && len(res.Out) != len(in) || !keep && len(res.Out) != 0 {
+				b.Fatalf("%d kept of %d", len(res.Out), len(in))
+			}
+		})
+	}
 	for _, c := range []struct {
 		name      string
 		interrupt wasm.Interrupt
@@ -216,6 +225,27 @@ output: out
 			run(b, st)
 		})
 	}
+}
+
+// runBatches runs p on in b.N times and reports records/s; it returns the
+// last results.
+func runBatches(b *testing.B, p sdk.Processor, in []sdk.Record) *sdk.Results {
+	var size int64
+	for _, r := range in {
+		size += int64(len(r.Value))
+	}
+	var res sdk.Results
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		res.Reset()
+		if err := p.Process(context.Background(), in, &res); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "records/s")
+	return &res
 }
 
 // buildWasmExample builds examples/NAME into a temporary directory.

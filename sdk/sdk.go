@@ -90,11 +90,18 @@ type Results struct {
 	Failed []Failure
 }
 
+// Sink receives a stage's outputs and failures as they are produced:
+// *Results collects them; the WASM guest SDK encodes them for the host.
+type Sink interface {
+	Emit(src int, rec Record)
+	Fail(src int, err error)
+}
+
 // Each runs f on every record of in, in order, and adds to res each
 // record's outputs, or its error: a panic in f fails just that record
 // (with the panic as its error), and the records after it go on. The
 // per-record adapter of the WASM guest SDK and of plugins.
-func Each(in []Record, res *Results, f func(Record) ([]Record, error)) {
+func Each(in []Record, res Sink, f func(Record) ([]Record, error)) {
 	for i := 0; i < len(in); {
 		i = eachFrom(in, res, f, i)
 	}
@@ -103,7 +110,7 @@ func Each(in []Record, res *Results, f func(Record) ([]Record, error)) {
 // eachFrom runs f from record i on and returns where to go on: the end, or
 // after a record whose call panicked. One deferred recover per batch, not
 // per record: a defer per call cost 10-15% of a batch in a Go WASM guest.
-func eachFrom(in []Record, res *Results, f func(Record) ([]Record, error), i int) (next int) {
+func eachFrom(in []Record, res Sink, f func(Record) ([]Record, error), i int) (next int) {
 	defer func() {
 		if p := recover(); p != nil {
 			res.Fail(i, fmt.Errorf("panic: %v", p))

@@ -22,6 +22,7 @@ type Stage struct {
 	config         []byte
 	stdout, stderr io.Writer
 	inst           *Instance
+	part           sdk.Results // one call's results, reused
 	// Timeout bounds each call into the module (one batch, or part of one
 	// while bisecting); a module still running then is stopped and its
 	// instance discarded. 0: DefaultTimeout.
@@ -82,13 +83,14 @@ func (s *Stage) run(ctx context.Context, in []sdk.Record, base int, res *sdk.Res
 	if err != nil {
 		return err
 	}
-	var part sdk.Results
+	part := &s.part
+	part.Reset()
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
-	err = inst.Process(cctx, in[0].Topic, in, &part)
+	err = inst.Process(cctx, in[0].Topic, in, part)
 	timedOut := cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 	cancel()
 	if timedOut {

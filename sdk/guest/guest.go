@@ -43,6 +43,7 @@ var (
 	out     []byte // the last reply, kept alive until the next call
 	batch   []sdk.Record
 	res     sdk.Results
+	kept    abi.KeptWriter
 	// features the host offered (abi.ExportFeatures).
 	features uint32
 )
@@ -123,10 +124,13 @@ func processBatch(ptr, n int32) int64 {
 	if err != nil {
 		return reply(abi.AppendBatchError(out[:0], err.Error()))
 	}
+	if features&abi.FeatureKept != 0 {
+		// Outputs go straight into the reply.
+		kept.Reset(out[:0], batch)
+		sdk.Each(batch, &kept, process)
+		return reply(kept.Bytes())
+	}
 	res.Reset()
 	sdk.Each(batch, &res, process)
-	if features&abi.FeatureKept != 0 {
-		return reply(abi.AppendResultsKept(out[:0], batch, &res))
-	}
 	return reply(abi.AppendResults(out[:0], &res))
 }
