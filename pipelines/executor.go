@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,73 @@ type Stats struct {
 	In, Out, Filtered, Failed, Lag, Batches atomic.Int64
 	// Committed counts input records whose offsets are committed.
 	Committed atomic.Int64
+
+	mu    sync.Mutex
+	owned map[string]map[int32]bool // input partitions assigned to this run
+}
+
+// Owned returns the input partitions the group gave this run and it has
+// not given up, as "topic/partition", sorted.
+func (s *Stats) Owned() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t, ps := range s.owned {
+		for p := range ps {
+			out = append(out, t+"/"+strconv.Itoa(int(p)))
+		}
+	}
+	slices.SortFunc(out, comparePartitionNames)
+	return out
+}
+
+// comparePartitionNames orders "topic/partition" names by topic, then by
+// partition number.
+func comparePartitionNames(a, b string) int {
+	at, ap, _ := strings.Cut(a, "/")
+	bt, bp, _ := strings.Cut(b, "/")
+	if c := strings.Compare(at, bt); c != 0 {
+		return c
+	}
+	an, _ := strconv.Atoi(ap)
+	bn, _ := strconv.Atoi(bp)
+	return an - bn
+}
+
+// own records that the partitions m were assigned (true) or given up.
+func (s *Stats) own(m map[string][]int32, assigned bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owned == nil {
+		s.owned = map[string]map[int32]bool{}
+	}
+	for t, ps := range m {
+		for _, p := range ps {
+			if assigned {
+				if s.owned[t] == nil {
+					s.owned[t] = map[int32]bool{}
+				}
+				s.owned[t][p] = true
+			} else {
+				delete(s.owned[t], p)
+			}
+		}
+		if len(s.owned[t]) == 0 {
+			delete(s.owned, t)
+		}
+	}
+}
+
+// partitionNames formats m as "topic/partition,..." in order.
+func partitionNames(m map[string][]int32) string {
+	var names []string
+	for t, ps := range m {
+		for _, p := range ps {
+			names = append(names, t+"/"+strconv.Itoa(int(p)))
+		}
+	}
+	slices.SortFunc(names, comparePartitionNames)
+	return strings.Join(names, ",")
 }
 
 // Run runs the pipeline until ctx is done (returning nil) or it fails. It
@@ -131,6 +199,18 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 		kgo.HeartbeatInterval(time.Second),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 	}
+	// ownership logs each change of the partitions this member owns (a
+	// partition's owner is the member between its "assigned" and its
+	// "revoked" or "lost": a revoke is logged after the batch in flight
+	// is committed) and keeps Stats.Owned.
+	ownership := func(cl *kgo.Client, event string, m map[string][]int32) {
+		if len(m) == 0 {
+			return
+		}
+		st.own(m, event == "assigned")
+		member, gen := cl.GroupMetadata()
+		log.Info("partitions "+event, "member", member, "generation", gen, "partitions", partitionNames(m))
+	}
 	var src *localSource
 	if o.Local != nil {
 		// Membership and commits over the Kafka protocol; records read
@@ -139,8 +219,11 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 		src = &localSource{lb: o.Local, assigned: map[tp]int64{}, wake: make(chan struct{}, 1),
 			freeRecs: make(chan []sdk.Record, 4), freeBufs: make(chan []byte, 16)}
 		opts = append(opts,
-			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { src.assign(m) }),
-			kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+			kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+				ownership(cl, "assigned", m)
+				src.assign(m)
+			}),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 				src.loopMu.Lock()
 				defer src.loopMu.Unlock()
 				src.discardPending()
@@ -150,8 +233,9 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 					}
 				}
 				src.unassign(m)
+				ownership(cl, "revoked", m)
 			}),
-			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			kgo.OnPartitionsLost(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
 				src.loopMu.Lock()
 				defer src.loopMu.Unlock()
 				src.discardPending()
@@ -159,19 +243,28 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 					b.pending.Wait() // written, but no longer ours to commit
 				}
 				src.unassign(m)
+				ownership(cl, "lost", m)
 			}),
 		)
 	} else {
-		opts = append(opts, kgo.BlockRebalanceOnPoll(),
-			// Partitions leaving in a rebalance: their batch in flight is
-			// acknowledged and committed first, by this member.
-			kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+		// Partitions leaving in a rebalance: their batch in flight is
+		// acknowledged and committed first, by this member. Partitions
+		// lost (the group moved on without this member) go the same way:
+		// the broker refuses the commit of a member it no longer knows.
+		leaving := func(event string) func(context.Context, *kgo.Client, map[string][]int32) {
+			return func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 				if b := r.takeInflight(); b != nil {
 					if err := r.finish(ctx, b); err != nil {
 						r.log.Warn("committing the batch in flight at a rebalance", "err", err)
 					}
 				}
-			}))
+				ownership(cl, event, m)
+			}
+		}
+		opts = append(opts, kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, m map[string][]int32) { ownership(cl, "assigned", m) }),
+			kgo.OnPartitionsRevoked(leaving("revoked")),
+			kgo.OnPartitionsLost(leaving("lost")))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/weirstream/weir/pipelines"
+	"github.com/weirstream/weir/runtime/client"
 	"github.com/weirstream/weir/runtime/control"
 )
 
@@ -132,4 +136,78 @@ func listDeployed(cmd *cobra.Command, nf *natsFlags) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", d.Name, d.Revision, d.Applied.UTC().Format(time.RFC3339), len(d.Spec))
 	}
 	return tw.Flush()
+}
+
+// deployedStatus prints one deployed pipeline across the workers running
+// it (weir pipeline status NAME --deployed): the deployed revision, then
+// per worker what its heartbeats in the window said, then the group's lag
+// from the brokers.
+func deployedStatus(cmd *cobra.Command, nf *natsFlags, cf *clientFlags, name string, window time.Duration) error {
+	ctx := cmd.Context()
+	p, err := nf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	ds, err := p.Deployments(ctx)
+	if err != nil {
+		return err
+	}
+	var d *control.Deployment
+	for i := range ds {
+		if ds[i].Name == name {
+			d = &ds[i]
+		}
+	}
+	if d == nil {
+		return fmt.Errorf("no pipeline %q is deployed on the control plane at %s (weir pipeline list --deployed)", name, p.URL())
+	}
+	heard, err := p.CollectHeartbeats(ctx, window)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "pipeline %s\n  deployed: revision %d, applied %s\n", name, d.Revision, d.Applied.UTC().Format(time.RFC3339))
+	ids := slices.Sorted(maps.Keys(heard))
+	ids = slices.DeleteFunc(ids, func(id string) bool { _, ok := heard[id].Last.Running[name]; return !ok })
+	fmt.Fprintf(w, "  workers:  %d (heard for %v)\n", len(ids), window)
+	var total control.PipelineRun
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  WORKER\tREVISION\tSTATE\tPARTITIONS\tIN\tOUT\tFILTERED\tERRORED\tRECORDS/S\tOWNS")
+	for _, id := range ids {
+		h := heard[id]
+		last, first := h.Last.Running[name], h.First.Running[name]
+		rate := "-"
+		if dt := h.Last.Sent.Sub(h.First.Sent).Seconds(); dt > 0 && first.Revision == last.Revision {
+			rate = fmt.Sprintf("%.0f", float64(last.In-first.In)/dt)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", id, last.Revision, last.State, len(last.Partitions),
+			last.In, last.Out, last.Filtered, last.Failed, rate, strings.Join(last.Partitions, ","))
+		total.In += last.In
+		total.Out += last.Out
+		total.Failed += last.Failed
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if run := heard[id].Last.Running[name]; run.Error != "" {
+			fmt.Fprintf(w, "  error on %s: %s\n", id, run.Error)
+		}
+	}
+	var spec struct {
+		Input struct{ Group string } `yaml:"input"`
+	}
+	_ = yaml.Unmarshal(d.Spec, &spec) // a deployed spec was valid when applied
+	group := spec.Input.Group
+	if group == "" {
+		group = "weir-pipeline-" + name
+	}
+	desc, err := client.DescribeGroup(ctx, cf.options(), group)
+	if err != nil {
+		fmt.Fprintf(w, "  lag:      unknown: group %s: %v\n", group, err)
+		return nil
+	}
+	fmt.Fprintf(w, "  lag:      %d (group %s, %s, %d partitions)\n", desc.TotalLag, group, desc.State, len(desc.Partitions))
+	return nil
 }

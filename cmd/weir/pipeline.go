@@ -248,11 +248,24 @@ func newPipelineListCmd() *cobra.Command {
 
 func newPipelineStatusCmd() *cobra.Command {
 	var addr string
+	var deployed bool
+	var window time.Duration
+	var nf natsFlags
+	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "status NAME",
-		Short: "Show one pipeline of a running node: state, version, counters, lag and its last error",
-		Args:  cobra.ExactArgs(1),
+		Short: "Show one pipeline of a running node (state, version, counters, lag, last error), or with --deployed one deployed pipeline across its workers",
+		Long: `Without --deployed: one pipeline of the node at --http-addr (weir serve
+--pipelines DIR). With --deployed: a pipeline deployed with weir pipeline
+apply, across every worker running it: the deployed revision, and per
+worker the revision it runs, its state, the input partitions it owns, its
+counters and records/s (from its heartbeats on --nats during --wait), then
+the group's lag from --brokers.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if deployed {
+				return deployedStatus(cmd, &nf, &cf, args[0], window)
+			}
 			st, err := fetchPipelines(cmd.Context(), addr)
 			if err != nil {
 				return err
@@ -276,5 +289,9 @@ func newPipelineStatusCmd() *cobra.Command {
 		},
 	}
 	httpAddrFlag(cmd, &addr)
+	cmd.Flags().BoolVar(&deployed, "deployed", false, "a pipeline deployed with weir pipeline apply, across its workers (from --nats and --brokers)")
+	cmd.Flags().DurationVar(&window, "wait", 2500*time.Millisecond, "with --deployed: how long to listen to the workers' heartbeats (they beat every second)")
+	nf.add(cmd)
+	cf.register(cmd.Flags())
 	return cmd
 }

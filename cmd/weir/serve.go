@@ -16,6 +16,7 @@ func newServeCmd() *cobra.Command {
 		configFile   string
 		flags        server.Config
 		autoCreate   bool
+		runWorker    bool
 		topicCfg     []string
 		pipelinesDir string
 	)
@@ -74,6 +75,9 @@ in-flight requests, flush, and mark the logs clean.`,
 			}
 			if f.Changed("partitions") {
 				cfg.DefaultPartitions = flags.DefaultPartitions
+			}
+			if f.Changed("worker") {
+				cfg.Worker = &runWorker
 			}
 			if f.Changed("auto-create-topics") {
 				cfg.AutoCreateTopics = &autoCreate
@@ -134,6 +138,7 @@ in-flight requests, flush, and mark the logs clean.`,
 	f.StringVar(&flags.NATSTLSCert, "nats-tls-cert", "", "client certificate (PEM) for --nats URL")
 	f.StringVar(&flags.NATSTLSKey, "nats-tls-key", "", "client key (PEM) for --nats URL")
 	f.StringVar(&flags.ArtifactsDir, "artifacts", "", "directory for relative paths in pipelines deployed with weir pipeline apply (default: the working directory)")
+	f.BoolVar(&runWorker, "worker", true, "run the pipelines deployed to the control plane in this node too (false: leave them to weir worker processes)")
 	f.StringArrayVar(&topicCfg, "topic-config", nil, "broker-wide topic config default, key=value (repeatable), e.g. flush.messages=1")
 	return cmd
 }

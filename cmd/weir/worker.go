@@ -12,7 +12,7 @@ import (
 func newWorkerCmd() *cobra.Command {
 	var cf clientFlags
 	var nf natsFlags
-	var artifacts string
+	var artifacts, id string
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run the pipelines deployed to the control plane (weir pipeline apply) against --brokers, following changes",
@@ -23,7 +23,9 @@ has committed its batch in flight; a revision that does not load is logged
 and the running one carries on; a deleted pipeline stops. Several workers
 (and weir serve, which runs one too) share a pipeline's input partitions as
 members of its consumer group. Relative paths in a spec (WASM modules,
-plugin binaries) are resolved in --artifacts.`,
+plugin binaries) are resolved in --artifacts. The worker announces itself on
+the control plane every second (weir pipeline status NAME --deployed shows
+what each worker runs and owns).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			useWasmCache()
@@ -33,12 +35,13 @@ plugin binaries) are resolved in --artifacts.`,
 			}
 			defer p.Close()
 			slog.Info("worker: running the deployed pipelines", "nats", p.URL(), "brokers", cf.options().Brokers)
-			return worker.Run(cmd.Context(), worker.Options{Plane: p, ArtifactsDir: artifacts,
+			return worker.Run(cmd.Context(), worker.Options{Plane: p, ArtifactsDir: artifacts, ID: id,
 				Run: pipelines.RunOptions{Brokers: cf.options().Brokers, Logger: slog.Default()}})
 		},
 	}
 	cf.register(cmd.Flags())
 	nf.add(cmd)
 	cmd.Flags().StringVar(&artifacts, "artifacts", "", "directory for relative paths in deployed specs (default: the working directory)")
+	cmd.Flags().StringVar(&id, "id", "", "this worker's name on the control plane (default host:pid)")
 	return cmd
 }

@@ -28,6 +28,30 @@ type Heartbeat struct {
 	// the start time in nanoseconds.
 	Incarnation int64 `json:"incarnation"`
 	Leaving     bool  `json:"leaving,omitempty"`
+	// Running is what the worker does for each pipeline it runs now
+	// (weir pipeline status gathers it); it changes with every beat and
+	// is not a membership change.
+	Running map[string]PipelineRun `json:"running,omitempty"`
+	// Sent is when the worker sent the heartbeat, by its clock: rates are
+	// differences between two heartbeats of one worker.
+	Sent time.Time `json:"sent"`
+}
+
+// PipelineRun is one pipeline on one worker, as of a heartbeat.
+type PipelineRun struct {
+	// Revision is the deployed revision the worker runs.
+	Revision uint64 `json:"revision"`
+	// State is "running", "restarting" or "halted"; Error the last error.
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// Partitions are the input partitions the worker owns, as
+	// "topic/partition".
+	Partitions []string `json:"partitions"`
+	// Counters since the worker started this revision.
+	In       int64 `json:"in"`
+	Out      int64 `json:"out"`
+	Filtered int64 `json:"filtered"`
+	Failed   int64 `json:"failed"`
 }
 
 // EventKind is what changed in the membership.
@@ -139,18 +163,23 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-// Announce publishes hb every interval until ctx ends, then a goodbye.
-// It returns when the goodbye is flushed (or could not be), or at once
-// when the connection is closed for good. While NATS reconnects,
-// heartbeats are buffered by the client.
-func (p *Plane) Announce(ctx context.Context, hb Heartbeat, interval time.Duration) error {
+// Announce publishes a heartbeat every interval until ctx ends, then a
+// goodbye: each one is what beat returns then (so its Running is
+// current), with the ID and Incarnation of the first. It returns when the
+// goodbye is flushed (or could not be), or at once when the connection is
+// closed for good. While NATS reconnects, heartbeats are buffered by the
+// client.
+func (p *Plane) Announce(ctx context.Context, interval time.Duration, beat func() Heartbeat) error {
+	hb := beat()
 	if hb.ID == "" || strings.ContainsAny(hb.ID, " \t\r\n") {
 		return fmt.Errorf("%w: worker id %q", ErrConfig, hb.ID)
 	}
-	if hb.Incarnation == 0 {
-		hb.Incarnation = time.Now().UnixNano()
+	id, incarnation := hb.ID, hb.Incarnation
+	if incarnation == 0 {
+		incarnation = time.Now().UnixNano()
 	}
 	publish := func(hb Heartbeat) error {
+		hb.ID, hb.Incarnation, hb.Sent = id, incarnation, time.Now()
 		b, err := json.Marshal(hb)
 		if err != nil {
 			return err
@@ -161,19 +190,21 @@ func (p *Plane) Announce(ctx context.Context, hb Heartbeat, interval time.Durati
 	defer t.Stop()
 	for {
 		if p.nc.IsClosed() {
-			return fmt.Errorf("control: worker %s: %w", hb.ID, nats.ErrConnectionClosed)
+			return fmt.Errorf("control: worker %s: %w", id, nats.ErrConnectionClosed)
 		}
 		if err := publish(hb); err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) {
-			p.log.Warn("control plane: heartbeat not sent", "worker", hb.ID, "err", err)
+			p.log.Warn("control plane: heartbeat not sent", "worker", id, "err", err)
 		}
 		select {
 		case <-ctx.Done():
+			hb = beat()
 			hb.Leaving = true
 			if err := publish(hb); err != nil {
 				return err
 			}
 			return p.nc.FlushTimeout(2 * time.Second)
 		case <-t.C:
+			hb = beat()
 		}
 	}
 }
@@ -218,4 +249,45 @@ func (p *Plane) WatchMembers(ctx context.Context, timeout time.Duration, fn func
 			}
 		}
 	}
+}
+
+// Heard is what CollectHeartbeats heard from one worker: its first and
+// last heartbeat in the window (the same one when it beat once).
+type Heard struct{ First, Last Heartbeat }
+
+// CollectHeartbeats listens to the workers' heartbeats for d and returns
+// what each worker (by ID) said first and last; a worker that said
+// goodbye in the window is left out.
+func (p *Plane) CollectHeartbeats(ctx context.Context, d time.Duration) (map[string]Heard, error) {
+	var mu sync.Mutex
+	heard := map[string]Heard{}
+	sub, err := p.nc.Subscribe(SubjectHeartbeat, func(msg *nats.Msg) {
+		var hb Heartbeat
+		if json.Unmarshal(msg.Data, &hb) != nil || hb.ID == "" {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if hb.Leaving {
+			delete(heard, hb.ID)
+			return
+		}
+		h, ok := heard[hb.ID]
+		if !ok || h.First.Incarnation != hb.Incarnation {
+			h.First = hb
+		}
+		h.Last = hb
+		heard[hb.ID] = h
+	})
+	if err != nil {
+		return nil, fmt.Errorf("control: subscribe %s: %w", SubjectHeartbeat, err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	sub.Unsubscribe()
+	mu.Lock()
+	defer mu.Unlock()
+	return heard, ctx.Err()
 }

@@ -103,7 +103,9 @@ func TestMembershipOverNATS(t *testing.T) {
 		wctx, stop := context.WithCancel(ctx)
 		workers[id] = stop
 		done[id] = make(chan error, 1)
-		go func() { done[id] <- wp.Announce(wctx, Heartbeat{ID: id, Capacity: 4}, 50*time.Millisecond) }()
+		go func() {
+			done[id] <- wp.Announce(wctx, 50*time.Millisecond, func() Heartbeat { return Heartbeat{ID: id, Capacity: 4} })
+		}()
 	}
 	waitFor("three joins", func() bool { return len(events) == 3 })
 	workers["w1"]()

@@ -69,6 +69,10 @@ type Config struct {
 	// in pipelines deployed with weir pipeline apply; default the working
 	// directory.
 	ArtifactsDir string `yaml:"artifacts_dir"`
+	// Worker, when false, keeps the node from running the deployed
+	// pipelines itself (leaving them to weir worker processes); default
+	// true when there is a control plane.
+	Worker *bool `yaml:"worker"`
 	// NATSListen is the embedded server's address; default 127.0.0.1:4222.
 	NATSListen string `yaml:"nats_listen"`
 	// NATSCreds, NATSNKey, NATSTLSCA, NATSTLSCert, NATSTLSKey: credentials

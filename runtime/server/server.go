@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, localBroker{b}, pm, log)
 		s.pipes.start()
 	}
-	if s.ctl != nil {
+	if s.ctl != nil && (cfg.Worker == nil || *cfg.Worker) {
 		wctx, cancel := context.WithCancel(context.Background())
 		s.stopWorker, s.workerDone = cancel, make(chan struct{})
 		go func() {

@@ -11,7 +11,13 @@
 // duplicated beyond at-least-once; a deleted key stops its pipeline.
 //
 // Several workers running one pipeline are members of its consumer group,
-// and the broker spreads its input partitions over them.
+// and the broker spreads its input partitions over them (cooperative-
+// sticky: a rebalance stops only the partitions that move, after their
+// batch in flight is committed). The broker's group coordinator fences
+// commits by generation, so a worker the group has moved on from cannot
+// commit. Each worker announces itself on the control plane every second
+// with what it runs: revision, owned partitions, counters (Heartbeat),
+// which weir pipeline status gathers.
 package worker
 
 import (
@@ -21,6 +27,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -75,12 +83,38 @@ type Options struct {
 	// modules, plugin binaries) are resolved; default the working
 	// directory.
 	ArtifactsDir string
+	// ID names the worker on the control plane; default host:pid.
+	ID string
+	// HeartbeatInterval is how often the worker announces itself;
+	// default 1 s.
+	HeartbeatInterval time.Duration
 }
 
 type running struct {
 	revision uint64
 	cancel   context.CancelFunc
 	done     chan struct{}
+	stats    *pipelines.Stats
+	mu       sync.Mutex
+	state    string
+	err      error
+}
+
+func (r *running) setState(state string, err error) {
+	r.mu.Lock()
+	r.state, r.err = state, err
+	r.mu.Unlock()
+}
+
+func (r *running) status() control.PipelineRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pr := control.PipelineRun{Revision: r.revision, State: r.state, Partitions: r.stats.Owned(),
+		In: r.stats.In.Load(), Out: r.stats.Out.Load(), Filtered: r.stats.Filtered.Load(), Failed: r.stats.Failed.Load()}
+	if r.err != nil {
+		pr.Error = r.err.Error()
+	}
+	return pr
 }
 
 // Run runs every pipeline deployed to the control plane, following the
@@ -109,6 +143,35 @@ func Run(ctx context.Context, o Options) error {
 	defer w.Stop()
 	var mu sync.Mutex
 	runs := map[string]*running{}
+	id := o.ID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	interval := o.HeartbeatInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	beat := func() control.Heartbeat {
+		hb := control.Heartbeat{ID: id, Capacity: runtime.NumCPU(), Pipelines: map[string]string{}, Running: map[string]control.PipelineRun{}}
+		mu.Lock()
+		defer mu.Unlock()
+		for name, r := range runs {
+			hb.Pipelines[name] = strconv.FormatUint(r.revision, 10)
+			hb.Running[name] = r.status()
+		}
+		return hb
+	}
+	actx, stopAnnounce := context.WithCancel(context.WithoutCancel(ctx))
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		if err := o.Plane.Announce(actx, interval, beat); err != nil {
+			log.Warn("control plane: announcing this worker", "worker", id, "err", err)
+		}
+	}()
+	// The goodbye goes out after every pipeline has stopped.
+	defer func() { stopAnnounce(); <-announced }()
 	stop := func(name string) {
 		mu.Lock()
 		r := runs[name]
@@ -157,16 +220,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 		stop(name) // the running version finishes its batch and commits first
 		rctx, cancel := context.WithCancel(ctx)
-		r := &running{revision: e.Revision(), cancel: cancel, done: make(chan struct{})}
+		r := &running{revision: e.Revision(), cancel: cancel, done: make(chan struct{}), stats: new(pipelines.Stats), state: "running"}
 		mu.Lock()
 		runs[name] = r
 		mu.Unlock()
-		log.Info("running deployed pipeline", "name", name, "revision", e.Revision())
+		log.Info("running deployed pipeline", "name", name, "revision", e.Revision(), "worker", id)
 		ro := o.Run
-		ro.Stats = new(pipelines.Stats)
+		ro.Stats = r.stats
 		go func() {
 			defer close(r.done)
-			Supervise(rctx, spec, ro, nil)
+			Supervise(rctx, spec, ro, r.setState)
 		}()
 	}
 }

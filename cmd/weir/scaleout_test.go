@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestScaleOut: a broker (weir serve --worker=false) and three weir worker
+// processes run a pipeline deployed with weir pipeline apply over a
+// 12-partition topic, their control plane a real NATS server this test
+// runs (so it can kill and restart it). Each worker owns about 4
+// partitions; a SIGKILLed worker's partitions move to the others within
+// the session timeout (10 s) + 2 s; a fourth worker takes partitions and
+// only the partitions it takes pause; NATS killed and restarted mid-run
+// stops no processing and the workers come back to it; every input
+// record comes out at least once (duplicates are reported), and no
+// partition is ever owned by two workers at once, by the workers' own
+// logs of what they own.
+func TestScaleOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of processes: not with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin := buildWeir(t)
+
+	natsDir := t.TempDir()
+	ns := startNATS(t, natsDir, -1)
+	natsURL := ns.ClientURL()
+	defer func() { ns.Shutdown() }()
+
+	srv := startServeArgs(t, bin, t.TempDir(), "--nats", natsURL, "--worker=false")
+	defer srv.stop(t, 30*time.Second)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 12, 1, nil, "clicks"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 12, 1, nil, "tagged"); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"WEIR_NATS=" + natsURL, "WEIR_BROKERS=" + srv.kafka}
+	spec := filepath.Join(t.TempDir(), "tag.yaml")
+	if err := os.WriteFile(spec, []byte("pipeline: tag\ninput: {topics: [clicks], start: earliest}\nstages:\n  - map: '{\"n\": value.n}'\noutput: tagged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runWeir(t, bin, env, "", "pipeline", "apply", spec); r.code != 0 {
+		t.Fatalf("apply: %s%s", r.stdout, r.stderr)
+	}
+
+	workers := map[string]*bgProc{}
+	var killedAt time.Time
+	startWorker := func(id string) {
+		workers[id] = startBg(t, bin, "worker", "--brokers", srv.kafka, "--nats", natsURL, "--id", id)
+	}
+	defer func() {
+		for _, w := range workers {
+			if !w.exited() {
+				w.cmd.Process.Kill()
+			}
+		}
+	}()
+	for _, id := range []string{"w1", "w2", "w3"} {
+		startWorker(id)
+	}
+
+	// Input: records n = 0, 1, ... keyed over the partitions, ~600/s.
+	var consumed sync.Map // n -> *int, times it came out
+	var nProduced int
+	var prodMu sync.Mutex
+	stopProducing := make(chan struct{})
+	producerDone := make(chan struct{})
+	go func() {
+		defer close(producerDone)
+		for n := 0; ; {
+			select {
+			case <-stopProducing:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var recs []*kgo.Record
+			for range 12 {
+				recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(fmt.Sprint(n)), Value: []byte(fmt.Sprintf(`{"n": %d}`, n))})
+				n++
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			prodMu.Lock()
+			nProduced = n
+			prodMu.Unlock()
+		}
+	}()
+	var outMu sync.Mutex
+	outputs := 0
+	go func() {
+		rd, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ConsumeTopics("tagged"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			return
+		}
+		defer rd.Close()
+		for ctx.Err() == nil {
+			rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				var v struct{ N int }
+				if json.Unmarshal(r.Value, &v) == nil {
+					c, _ := consumed.LoadOrStore(v.N, new(int))
+					outMu.Lock()
+					*c.(*int)++
+					outputs++
+					outMu.Unlock()
+				}
+			})
+		}
+	}()
+	outputCount := func() int {
+		outMu.Lock()
+		defer outMu.Unlock()
+		return outputs
+	}
+
+	// Ownership, from the workers' logs.
+	owners := func() map[string][]string {
+		m := map[string][]string{}
+		for id, w := range workers {
+			if id == "w1" && !killedAt.IsZero() {
+				continue
+			}
+			m[id] = ownedNow(parseOwnership(t, w.output.String()))
+		}
+		return m
+	}
+	balanced := func(ids ...string) func() bool {
+		return func() bool {
+			m := owners()
+			total := 0
+			for _, id := range ids {
+				if n := len(m[id]); n < 12/len(ids)-1 || n > 12/len(ids)+1 {
+					return false
+				}
+				total += len(m[id])
+			}
+			return total == 12
+		}
+	}
+	waitFor(t, "three workers owning ~4 partitions each", 60*time.Second, balanced("w1", "w2", "w3"))
+	t.Logf("owners: %v", owners())
+
+	// weir pipeline status --deployed shows the three and what they own.
+	var status cliResult
+	waitFor(t, "pipeline status to show three workers with 12 partitions", 20*time.Second, func() bool {
+		status = runWeir(t, bin, env, "", "pipeline", "status", "tag", "--deployed", "--wait", "1500ms")
+		return status.code == 0 && strings.Contains(status.stdout, "workers:  3 ") && statusPartitions(status.stdout) == 12
+	})
+	t.Logf("pipeline status:\n%s", status.stdout)
+
+	// SIGKILL w1: its partitions move to w2 and w3.
+	killedAt = time.Now()
+	if err := workers["w1"].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-workers["w1"].done
+	waitFor(t, "w1's partitions to move to w2 and w3", 30*time.Second, balanced("w2", "w3"))
+	moved := time.Since(killedAt)
+	t.Logf("after SIGKILL of w1, its partitions moved in %v (session timeout 10 s): %v", moved.Round(time.Millisecond), owners())
+	if moved > 12*time.Second {
+		t.Errorf("w1's partitions moved %v after the kill; want within the session timeout (10 s) + 2 s", moved)
+	}
+
+	// A fourth worker: it receives partitions, and only those pause (are
+	// revoked from their owners).
+	before := owners()
+	joinAt := time.Now()
+	startWorker("w4")
+	waitFor(t, "w4 to take a share", 30*time.Second, balanced("w2", "w3", "w4"))
+	after := owners()
+	t.Logf("w4 joined in %v: %v", time.Since(joinAt).Round(time.Millisecond), after)
+	var revoked []string
+	for _, id := range []string{"w2", "w3"} {
+		for _, e := range parseOwnership(t, workers[id].output.String()) {
+			if e.at.After(joinAt) && e.event != "assigned" {
+				revoked = append(revoked, e.partitions...)
+			}
+		}
+		for _, p := range before[id] {
+			if !slices.Contains(after[id], p) && !slices.Contains(after["w4"], p) {
+				t.Errorf("%s gave up %s, which w4 did not take", id, p)
+			}
+		}
+	}
+	slices.SortFunc(revoked, strings.Compare)
+	w4 := slices.Clone(after["w4"])
+	slices.SortFunc(w4, strings.Compare)
+	if !slices.Equal(revoked, w4) {
+		t.Errorf("when w4 joined, the partitions paused (revoked) were %v; want exactly those w4 took, %v", revoked, w4)
+	}
+
+	// NATS killed and restarted: processing goes on meanwhile, and the
+	// workers come back to the control plane.
+	natsPort := ns.Addr().(*net.TCPAddr).Port
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	down := outputCount()
+	waitFor(t, "records to keep coming out while NATS is down", 20*time.Second, func() bool { return outputCount() > down+600 })
+	ns = startNATS(t, natsDir, natsPort)
+	waitFor(t, "pipeline status to show three workers after NATS restarted", 30*time.Second, func() bool {
+		status = runWeir(t, bin, env, "", "pipeline", "status", "tag", "--deployed", "--wait", "1500ms")
+		return status.code == 0 && strings.Contains(status.stdout, "workers:  3 ") && statusPartitions(status.stdout) == 12
+	})
+
+	// Everything in comes out.
+	close(stopProducing)
+	<-producerDone
+	prodMu.Lock()
+	total := nProduced
+	prodMu.Unlock()
+	waitFor(t, fmt.Sprintf("all %d records to come out", total), 60*time.Second, func() bool {
+		for n := range total {
+			if _, ok := consumed.Load(n); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	dups := 0
+	consumed.Range(func(_, c any) bool {
+		outMu.Lock()
+		dups += *c.(*int) - 1
+		outMu.Unlock()
+		return true
+	})
+	t.Logf("%d records in, all out; %d duplicates (re-read after w1 was killed, at-least-once)", total, dups)
+
+	// No partition owned by two workers at once.
+	type interval struct {
+		worker     string
+		start, end time.Time
+	}
+	byPartition := map[string][]interval{}
+	end := time.Now()
+	for id, w := range workers {
+		open := map[string]time.Time{}
+		for _, e := range parseOwnership(t, w.output.String()) {
+			for _, p := range e.partitions {
+				if e.event == "assigned" {
+					open[p] = e.at
+				} else if s, ok := open[p]; ok {
+					byPartition[p] = append(byPartition[p], interval{id, s, e.at})
+					delete(open, p)
+				}
+			}
+		}
+		for p, s := range open {
+			e := end
+			if id == "w1" {
+				e = killedAt
+			}
+			byPartition[p] = append(byPartition[p], interval{id, s, e})
+		}
+	}
+	for p, ivs := range byPartition {
+		slices.SortFunc(ivs, func(a, b interval) int { return a.start.Compare(b.start) })
+		for i := 1; i < len(ivs); i++ {
+			if ivs[i].start.Before(ivs[i-1].end) && ivs[i].worker != ivs[i-1].worker {
+				t.Errorf("%s owned by %s from %s to %s and by %s from %s", p, ivs[i-1].worker, ivs[i-1].start.Format(time.StampMilli),
+					ivs[i-1].end.Format(time.StampMilli), ivs[i].worker, ivs[i].start.Format(time.StampMilli))
+			}
+		}
+	}
+	if len(byPartition) != 12 {
+		t.Errorf("ownership logged for %d partitions, want 12", len(byPartition))
+	}
+}
+
+// startNATS runs a NATS server with JetStream stored in dir, on port
+// (-1: any free one).
+func startNATS(t *testing.T, dir string, port int) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	return ns
+}
+
+type ownershipEvent struct {
+	at         time.Time
+	event      string // assigned, revoked, lost
+	partitions []string
+}
+
+var ownershipLine = regexp.MustCompile(`^time=(\S+) level=INFO msg="partitions (assigned|revoked|lost)" .*partitions=(\S+)`)
+
+// parseOwnership reads a worker's log for the partitions it was given and
+// gave up.
+func parseOwnership(t *testing.T, log string) []ownershipEvent {
+	var es []ownershipEvent
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		m := ownershipLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			t.Fatalf("log time %q: %v", m[1], err)
+		}
+		es = append(es, ownershipEvent{at: at, event: m[2], partitions: strings.Split(m[3], ",")})
+	}
+	return es
+}
+
+// ownedNow is what a worker owns after its ownership events.
+func ownedNow(es []ownershipEvent) []string {
+	owned := map[string]bool{}
+	for _, e := range es {
+		for _, p := range e.partitions {
+			owned[p] = e.event == "assigned"
+		}
+	}
+	var out []string
+	for p, ok := range owned {
+		if ok {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, strings.Compare)
+	return out
+}
+
+// statusPartitions sums the PARTITIONS column of weir pipeline status
+// --deployed.
+func statusPartitions(out string) int {
+	total := 0
+	inTable := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "WORKER" {
+			inTable = true
+			continue
+		}
+		if inTable && len(f) >= 4 {
+			var n int
+			if _, err := fmt.Sscan(f[3], &n); err == nil {
+				total += n
+			}
+		}
+	}
+	return total
+}
