@@ -66,7 +66,8 @@ func (o Options) timeout() time.Duration {
 var ErrUnknownTopic = errors.New("topic does not exist")
 
 // ErrUnreachable is matched (errors.Is) by the error returned when no bootstrap broker answered within the
-// timeout. The error's text names the addresses tried and the underlying network error.
+// timeout. The error's text names the addresses tried and the underlying network error, and says how to point
+// the CLI elsewhere.
 var ErrUnreachable = errors.New("cannot reach broker")
 
 // UnknownTopicError is returned when a topic does not exist. It matches ErrUnknownTopic and
@@ -86,7 +87,7 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach broker %s: %v", strings.Join(e.brokers, ","), e.err)
+	return fmt.Sprintf("cannot reach broker %s: %v (is weir serve running there? set the address with -b/--brokers or WEIR_BROKERS)", strings.Join(e.brokers, ","), e.err)
 }
 func (e *unreachableError) Unwrap() error        { return e.err }
 func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }

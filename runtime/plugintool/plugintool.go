@@ -38,7 +38,7 @@ func Build(ctx context.Context, dir, out string, stderr io.Writer) (int, error) 
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("plugin build: go build: %w", err)
+		return 0, goBuildError(dir, err)
 	}
 	raw, err := os.ReadFile(absOut)
 	if err != nil {
@@ -50,6 +50,32 @@ func Build(ctx context.Context, dir, out string, stderr io.Writer) (int, error) 
 	}
 	defer rt.Close(ctx)
 	return len(raw), nil
+}
+
+// ErrNoGo is matched (errors.Is) by the error Build and BuildProcess return
+// when the go command is not on PATH.
+var ErrNoGo = errors.New("the Go toolchain is not on PATH")
+
+// noGoError says that building dir needs the Go toolchain and where to get it.
+type noGoError struct {
+	dir string
+	err error
+}
+
+func (e *noGoError) Error() string {
+	return fmt.Sprintf("plugin build needs the Go toolchain (go 1.26 or later) on PATH to compile %s, and there is no go command on PATH; install Go from https://go.dev/dl/ or add its bin directory to PATH", e.dir)
+}
+func (e *noGoError) Unwrap() error        { return e.err }
+func (e *noGoError) Is(target error) bool { return target == ErrNoGo }
+
+// goBuildError is the error for a failed go build in dir: what is missing
+// when the go command itself could not be found, else go build's failure
+// (whose output went to the caller's stderr).
+func goBuildError(dir string, err error) error {
+	if errors.Is(err, exec.ErrNotFound) {
+		return &noGoError{dir: dir, err: err}
+	}
+	return fmt.Errorf("plugin build: go build: %w", err)
 }
 
 // compile compiles a module in a new runtime whose compilation cache is

@@ -134,7 +134,7 @@ func BuildProcess(ctx context.Context, dir, out string, stderr io.Writer) (int, 
 	cmd.Env = append(os.Environ(), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("plugin build: go build: %w", err)
+		return 0, goBuildError(dir, err)
 	}
 	fi, err := os.Stat(absOut)
 	if err != nil {

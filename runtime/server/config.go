@@ -15,7 +15,9 @@ import (
 // Config is `weir serve`'s configuration: flags and an optional YAML file
 // (flags win). Unknown YAML fields are errors, reported with line and column.
 type Config struct {
-	// DataDir holds the topics' logs; default ./weir-data.
+	// DataDir holds the topics' logs; default ./weir-data. A running server
+	// holds an exclusive lock on DataDir/.lock (which names its pid), so a
+	// second server on the same directory fails at once.
 	DataDir string `yaml:"data_dir"`
 	// KafkaAddr is the Kafka listener; default 127.0.0.1:9092.
 	KafkaAddr string `yaml:"kafka_addr"`

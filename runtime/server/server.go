@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +41,7 @@ type Server struct {
 	hln    net.Listener
 	pipes  *pipelineHost  // nil without a pipelines directory
 	ctl    *control.Plane // nil without a control plane
+	lock   *dirLock       // the data directory's; released last by Shutdown
 	// stopWorker ends the worker that runs the deployed pipelines (nil
 	// without a control plane); workerDone is closed when it has.
 	stopWorker context.CancelFunc
@@ -52,12 +55,53 @@ type Server struct {
 
 // Start opens the data directory and starts listening. It returns once both
 // listeners are bound; Wait returns when the server stops.
-func Start(ctx context.Context, cfg Config) (*Server, error) {
-	cfg, err := cfg.withDefaults()
+//
+// The order keeps a failed start from touching the data directory: first
+// the directory's lock (DATA_DIR/.lock, so a second server on it fails at
+// once), then both listeners (so a busy port fails before anything is
+// written), then the control plane, and only then the broker's logs.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	log := slog.Default()
+	s := &Server{cfg: cfg, log: log, done: make(chan struct{})}
+	// undo closes what was opened, in reverse, when Start fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if s.lock, err = lockDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.lock.release)
+	var lc net.ListenConfig
+	if s.kln, err = lc.Listen(ctx, "tcp", cfg.KafkaAddr); err != nil {
+		return nil, listenError("the Kafka listener", cfg.KafkaAddr, "--kafka-addr", "another weir or Kafka broker", "", err)
+	}
+	undo = append(undo, func() { s.kln.Close() })
+	if cfg.HTTPAddr != "off" {
+		if s.hln, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr); err != nil {
+			return nil, listenError("the HTTP listener (/healthz, /metrics)", cfg.HTTPAddr, "--http-addr", "another weir or program", `, or "off" disables it`, err)
+		}
+		undo = append(undo, func() { s.hln.Close() })
+	}
+	if cfg.NATS != "" && cfg.NATS != "off" {
+		o := control.Options{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: fmt.Sprintf("weir-node-%d", cfg.NodeID),
+			CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Logger: log}
+		if cfg.NATS != "embedded" {
+			o.URLs = strings.Split(cfg.NATS, ",")
+		}
+		if s.ctl, err = control.Start(ctx, o); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { s.ctl.Close() })
+	}
 	b, err := broker.Open(broker.Config{
 		DataDir:                cfg.DataDir,
 		NodeID:                 cfg.NodeID,
@@ -75,30 +119,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, broker: b, done: make(chan struct{})}
-	if cfg.NATS != "" && cfg.NATS != "off" {
-		o := control.Options{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: fmt.Sprintf("weir-node-%d", cfg.NodeID),
-			CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Logger: log}
-		if cfg.NATS != "embedded" {
-			o.URLs = strings.Split(cfg.NATS, ",")
-		}
-		if s.ctl, err = control.Start(ctx, o); err != nil {
-			b.Close()
-			return nil, err
-		}
+	s.broker = b
+	if s.ctl != nil {
 		log.Info("control plane connected", "nats", s.ctl.URL(), "embedded", s.ctl.Embedded())
-	}
-	closeCtl := func() {
-		if s.ctl != nil {
-			s.ctl.Close()
-		}
-	}
-	var lc net.ListenConfig
-	s.kln, err = lc.Listen(ctx, "tcp", cfg.KafkaAddr)
-	if err != nil {
-		closeCtl()
-		b.Close()
-		return nil, fmt.Errorf("kafka listener: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, b)
@@ -110,13 +133,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.kafka = kafka.NewServer(kcfg)
 	if cfg.HTTPAddr != "off" {
-		s.hln, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr)
-		if err != nil {
-			s.kln.Close()
-			closeCtl()
-			b.Close()
-			return nil, fmt.Errorf("http listener: %w", err)
-		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -148,6 +164,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		close(s.done)
 	}()
 	var pm *pipelines.Metrics
+	// Pipelines in the node create missing input topics when the node
+	// creates topics on first use (as a Kafka consumer's subscription does).
+	autoCreate := cfg.AutoCreateTopics == nil || *cfg.AutoCreateTopics
 	if cfg.PipelinesDir != "" || s.ctl != nil {
 		pm = pipelines.NewMetrics(reg)
 		// WASM stages keep their compiled code with the node's data, so a
@@ -156,6 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.PipelinesDir != "" {
 		s.pipes = newPipelineHost(cfg.PipelinesDir, cfg.PipelinesReloadInterval, []string{s.KafkaAddr()}, localBroker{b}, pm, log)
+		s.pipes.createInputs = autoCreate
 		s.pipes.start()
 	}
 	if s.ctl != nil && (cfg.Worker == nil || *cfg.Worker) {
@@ -164,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		go func() {
 			defer close(s.workerDone)
 			err := worker.Run(wctx, worker.Options{Plane: s.ctl, ArtifactsDir: cfg.ArtifactsDir,
-				Run: pipelines.RunOptions{Brokers: []string{s.KafkaAddr()}, Local: localBroker{b}, Logger: log, Metrics: pm}})
+				Run: pipelines.RunOptions{Brokers: []string{s.KafkaAddr()}, Local: localBroker{b}, Logger: log, Metrics: pm, CreateInputs: autoCreate}})
 			if err != nil {
 				log.Error("deployed pipelines: worker stopped", "err", err)
 			}
@@ -224,8 +244,35 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.http != nil {
 			s.http.Shutdown(ctx)
 		}
+		// Last: the data directory is no longer written to.
+		s.lock.release()
 		s.shutErr = errors.Join(kerr, berr)
 		s.log.Info("weir broker stopped", "err", s.shutErr)
 	})
 	return s.shutErr
+}
+
+// listenError says which listener could not bind which address, why (the
+// system's reason, without Go's "listen tcp ...: bind:" prefix), and which
+// flag moves it.
+func listenError(what, addr, flag, others, more string, err error) error {
+	reason := err.Error()
+	var se *os.SyscallError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &se):
+		reason = se.Err.Error()
+	case errors.As(err, &oe) && oe.Err != nil:
+		reason = oe.Err.Error()
+	}
+	var hint string
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint = others + " may be using it; "
+	case errors.Is(err, syscall.EACCES):
+		hint = "ports below 1024 need privileges; "
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = "that address is not one of this machine's; "
+	}
+	return fmt.Errorf("%s cannot listen on %s (%s): %schoose another with %s (127.0.0.1:0 picks a free port%s)", what, addr, reason, hint, flag, more)
 }
