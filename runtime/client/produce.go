@@ -95,19 +95,62 @@ func Partitioner(fixed int32) kgo.Partitioner {
 // handed to the client are flushed, and the error says how many failed and why the first one did.
 // Producing to a topic that does not exist creates it if the broker auto-creates topics.
 func Produce(ctx context.Context, o Options, po ProduceOptions, in io.Reader) (int64, error) {
-	acks, idem, err := ParseAcks(po.Acks)
-	if err != nil {
-		return 0, err
-	}
-	codec, err := ParseCompression(po.Compression)
-	if err != nil {
-		return 0, err
-	}
 	if strings.Contains(po.KeySeparator, "\n") {
 		return 0, errors.New("key separator must not contain a newline")
 	}
+	p, err := newProducer(ctx, o, po)
+	if err != nil {
+		return 0, err
+	}
+	defer p.cl.Close()
+
+	r := bufio.NewReaderSize(in, 64<<10)
+	var line int64
+	for !p.failing() {
+		b, rerr := r.ReadBytes('\n')
+		if rerr != nil && rerr != io.EOF {
+			return 0, fmt.Errorf("read input: %w", rerr)
+		}
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			b = b[:len(b)-1]
+		} else if len(b) == 0 {
+			break // EOF without a final partial line
+		}
+		line++
+		key, value := SplitKey(b, po.KeySeparator)
+		p.send(ctx, line, key, value)
+		if rerr == io.EOF {
+			break
+		}
+	}
+	return p.finish(ctx, "input line")
+}
+
+// producer is a connected client that produces records of one ProduceOptions and tracks their outcome.
+type producer struct {
+	cl      *kgo.Client
+	po      ProduceOptions
+	headers []kgo.RecordHeader
+
+	mu       sync.Mutex
+	acked    int64
+	failed   int64
+	firstErr error
+	firstN   int64 // the number the caller gave the first failed record
+}
+
+// newProducer checks po and connects a client for it; the caller closes p.cl.
+func newProducer(ctx context.Context, o Options, po ProduceOptions) (*producer, error) {
+	acks, idem, err := ParseAcks(po.Acks)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := ParseCompression(po.Compression)
+	if err != nil {
+		return nil, err
+	}
 	if po.Topic == "" {
-		return 0, errors.New("no topic given")
+		return nil, errors.New("no topic given")
 	}
 	opts := []kgo.Opt{
 		kgo.DefaultProduceTopic(po.Topic),
@@ -122,75 +165,66 @@ func Produce(ctx context.Context, o Options, po ProduceOptions, in io.Reader) (i
 	}
 	cl, err := connect(ctx, o, opts...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer cl.Close()
-
-	var headers []kgo.RecordHeader
+	p := &producer{cl: cl, po: po}
 	for _, h := range po.Headers {
-		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
+		p.headers = append(p.headers, kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)})
 	}
+	return p, nil
+}
 
-	var (
-		mu        sync.Mutex
-		acked     int64
-		failed    int64
-		firstErr  error
-		firstLine int64
-	)
-	failing := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr != nil
+// failing reports whether a record has failed.
+func (p *producer) failing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstErr != nil
+}
+
+// ackedCount is how many records the broker has acknowledged so far.
+func (p *producer) ackedCount() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked
+}
+
+// send hands one record to the client; n numbers it in the error if it fails.
+func (p *producer) send(ctx context.Context, n int64, key, value []byte) {
+	rec := &kgo.Record{Key: key, Value: value, Headers: p.headers}
+	if p.po.Partition >= 0 {
+		rec.Partition = p.po.Partition
 	}
-	r := bufio.NewReaderSize(in, 64<<10)
-	var line int64
-	for !failing() {
-		b, rerr := r.ReadBytes('\n')
-		if rerr != nil && rerr != io.EOF {
-			return 0, fmt.Errorf("read input: %w", rerr)
-		}
-		if len(b) > 0 && b[len(b)-1] == '\n' {
-			b = b[:len(b)-1]
-		} else if len(b) == 0 {
-			break // EOF without a final partial line
-		}
-		line++
-		key, value := SplitKey(b, po.KeySeparator)
-		rec := &kgo.Record{Key: key, Value: value, Headers: headers}
-		if po.Partition >= 0 {
-			rec.Partition = po.Partition
-		}
-		n := line
-		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed++
-				if firstErr == nil {
-					firstErr, firstLine = err, n
-				}
-				return
+	p.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err != nil {
+			p.failed++
+			if p.firstErr == nil {
+				p.firstErr, p.firstN = err, n
 			}
-			acked++
-		})
-		if rerr == io.EOF {
-			break
+			return
 		}
-	}
-	ferr := cl.Flush(ctx)
+		p.acked++
+	})
+}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if firstErr != nil {
-		if errors.Is(firstErr, kerr.UnknownTopicOrPartition) && po.Partition < 0 {
-			firstErr = &UnknownTopicError{Topic: po.Topic}
+// finish flushes the records handed to the client and returns how many were acknowledged, and an error that
+// names the first failed record as "what N".
+func (p *producer) finish(ctx context.Context, what string) (int64, error) {
+	ferr := p.cl.Flush(ctx)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.firstErr != nil {
+		firstErr := p.firstErr
+		if errors.Is(firstErr, kerr.UnknownTopicOrPartition) && p.po.Partition < 0 {
+			firstErr = &UnknownTopicError{Topic: p.po.Topic}
 		}
-		return acked, fmt.Errorf("produce to %s: %d record(s) failed, first at input line %d: %w",
-			po.Topic, failed, firstLine, firstErr)
+		return p.acked, fmt.Errorf("produce to %s: %d record(s) failed, first at %s %d: %w",
+			p.po.Topic, p.failed, what, p.firstN, firstErr)
 	}
 	if ferr != nil {
-		return acked, fmt.Errorf("produce to %s: %w", po.Topic, ferr)
+		return p.acked, fmt.Errorf("produce to %s: %w", p.po.Topic, ferr)
 	}
-	return acked, nil
+	return p.acked, nil
 }
