@@ -47,6 +47,11 @@ type RunOptions struct {
 	// Local, when set, is the broker of this process (one of Brokers):
 	// records are read from and written to it directly.
 	Local LocalBroker
+	// CreateInputs creates input topics that do not exist (with the
+	// broker's default partitions), as a Kafka consumer's subscription
+	// does on a broker that creates topics on first use; otherwise a
+	// missing input is an error.
+	CreateInputs bool
 }
 
 // Stats are a running pipeline's counters, safe to read concurrently.
@@ -55,8 +60,24 @@ type Stats struct {
 	// Committed counts input records whose offsets are committed.
 	Committed atomic.Int64
 
-	mu    sync.Mutex
-	owned map[string]map[int32]bool // input partitions assigned to this run
+	mu     sync.Mutex
+	owned  map[string]map[int32]bool // input partitions assigned to this run
+	stages []StageCount
+}
+
+// StageCount is the records into and out of one stage since the run
+// started.
+type StageCount struct {
+	Name    string
+	In, Out int64
+}
+
+// Stages returns the records into and out of each stage, in order, as of
+// the last batch.
+func (s *Stats) Stages() []StageCount {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.stages)
 }
 
 // Owned returns the input partitions the group gave this run and it has
@@ -154,7 +175,7 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	if st == nil {
 		st = new(Stats)
 	}
-	if err := prepareTopics(ctx, s, o.Brokers, log); err != nil {
+	if err := prepareTopics(ctx, s, o.Brokers, o.CreateInputs, log); err != nil {
 		return err
 	}
 	if o.Replay != nil {
@@ -182,6 +203,12 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 	for _, out := range s.Outputs {
 		r.outTopic[out.Name] = out.Topic
 	}
+	st.mu.Lock()
+	st.stages = st.stages[:0]
+	for _, stage := range s.Stages {
+		st.stages = append(st.stages, StageCount{Name: stage.Name})
+	}
+	st.mu.Unlock()
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.ClientID("weir-pipeline-" + s.Name),
@@ -633,6 +660,12 @@ func (r *runner) start(ctx context.Context, parts []partBatch) (b *batchInFlight
 		r.m.stageOut.WithLabelValues(r.spec.Name, name).Add(float64(c.out - last.out))
 	}
 	r.lastCnt = append(r.lastCnt[:0], counts...)
+	r.st.mu.Lock()
+	r.st.stages = r.st.stages[:0]
+	for i, c := range counts {
+		r.st.stages = append(r.st.stages, StageCount{Name: r.spec.Stages[i].Name, In: c.in, Out: c.out})
+	}
+	r.st.mu.Unlock()
 	return b, halted
 }
 
@@ -744,9 +777,10 @@ func (p outputTopicPartitioner) Partition(r *kgo.Record, n int) int {
 	return int(r.Partition) % n
 }
 
-// prepareTopics checks that the inputs exist and creates missing outputs
-// and dead-letter topics with as many partitions as the first input.
-func prepareTopics(ctx context.Context, s *Spec, brokers []string, log *slog.Logger) error {
+// prepareTopics checks that the inputs exist (or creates them, with
+// createInputs) and creates missing outputs and dead-letter topics with as
+// many partitions as the first input.
+func prepareTopics(ctx context.Context, s *Spec, brokers []string, createInputs bool, log *slog.Logger) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
@@ -760,6 +794,20 @@ func prepareTopics(ctx context.Context, s *Spec, brokers []string, log *slog.Log
 	partitions := int32(1)
 	for i, t := range s.Input.Topics {
 		d, ok := topics[t]
+		if (!ok || d.Err != nil) && createInputs {
+			resp, err := adm.CreateTopic(ctx, -1, -1, nil, t)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("pipelines: %s: creating input topic %q: %w", s.Name, t, err)
+			}
+			log.Info("created input topic", "topic", t)
+			if topics, err = adm.ListTopics(ctx, t); err != nil {
+				return fmt.Errorf("pipelines: %s: listing topics: %w", s.Name, err)
+			}
+			d, ok = topics[t]
+		}
 		if !ok || d.Err != nil {
 			return fmt.Errorf("pipelines: %s: input topic %q does not exist (create it with weir topic create %s)", s.File, t, t)
 		}

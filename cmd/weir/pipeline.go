@@ -249,7 +249,7 @@ func newPipelineListCmd() *cobra.Command {
 func newPipelineStatusCmd() *cobra.Command {
 	var addr string
 	var deployed bool
-	var window time.Duration
+	var window, rateOver time.Duration
 	var nf natsFlags
 	var cf clientFlags
 	cmd := &cobra.Command{
@@ -266,30 +266,73 @@ the group's lag from --brokers.`,
 			if deployed {
 				return deployedStatus(cmd, &nf, &cf, args[0], window)
 			}
-			st, err := fetchPipelines(cmd.Context(), addr)
+			find := func() (*server.PipelineStatus, time.Time, error) {
+				st, err := fetchPipelines(cmd.Context(), addr)
+				at := time.Now()
+				if err != nil {
+					return nil, at, err
+				}
+				for i, p := range st {
+					if p.Name == args[0] || p.File == args[0] {
+						return &st[i], at, nil
+					}
+				}
+				return nil, at, fmt.Errorf("no pipeline %q on the node at %s", args[0], addr)
+			}
+			first, t0, err := find()
 			if err != nil {
 				return err
 			}
-			for _, p := range st {
-				if p.Name != args[0] && p.File != args[0] {
-					continue
+			// Rates: a second look after --rate-over.
+			p, t1 := first, t0
+			if rateOver > 0 {
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(rateOver):
 				}
-				w := cmd.OutOrStdout()
-				fmt.Fprintf(w, "pipeline %s\n  file:     %s (version %s)\n  state:    %s\n", p.Name, p.File, p.Version, p.State)
-				if !p.Started.IsZero() {
-					fmt.Fprintf(w, "  started:  %s\n", p.Started.Format(time.RFC3339))
+				if p, t1, err = find(); err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "  records:  %d in, %d out, %d filtered, %d errored, %d batches\n  lag:      %d\n", p.In, p.Out, p.Filtered, p.Failed, p.Batches, p.Lag)
-				if p.Error != "" {
-					fmt.Fprintf(w, "  error:    %s\n", p.Error)
-				}
-				return nil
 			}
-			return fmt.Errorf("no pipeline %q on the node at %s", args[0], addr)
+			dt := t1.Sub(t0).Seconds()
+			same := first.Version == p.Version && first.Started.Equal(p.Started) && dt > 0
+			rate := func(from, to int64) string {
+				if !same || to < from {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f", float64(to-from)/dt)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "pipeline %s\n  file:     %s (version %s)\n  state:    %s\n", p.Name, p.File, p.Version, p.State)
+			if !p.Started.IsZero() {
+				fmt.Fprintf(w, "  started:  %s\n", p.Started.Format(time.RFC3339))
+			}
+			fmt.Fprintf(w, "  records:  %d in, %d out, %d filtered, %d errored, %d batches\n  lag:      %d\n", p.In, p.Out, p.Filtered, p.Failed, p.Batches, p.Lag)
+			if rateOver > 0 {
+				fmt.Fprintf(w, "  rate:     %s in/s, %s out/s (over %v)\n", rate(first.In, p.In), rate(first.Out, p.Out), rateOver)
+			}
+			if p.Error != "" {
+				fmt.Fprintf(w, "  error:    %s\n", p.Error)
+			}
+			if len(p.Stages) > 0 {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "  STAGE\tIN\tOUT\tIN/S\tOUT/S")
+				for i, s := range p.Stages {
+					inRate, outRate := "-", "-"
+					if i < len(first.Stages) && first.Stages[i].Name == s.Name && rateOver > 0 {
+						inRate, outRate = rate(first.Stages[i].In, s.In), rate(first.Stages[i].Out, s.Out)
+					}
+					fmt.Fprintf(tw, "  %d %s\t%d\t%d\t%s\t%s\n", i+1, s.Name, s.In, s.Out, inRate, outRate)
+				}
+				return tw.Flush()
+			}
+			return nil
 		},
 	}
 	httpAddrFlag(cmd, &addr)
 	cmd.Flags().BoolVar(&deployed, "deployed", false, "a pipeline deployed with weir pipeline apply, across its workers (from --nats and --brokers)")
+	cmd.Flags().DurationVar(&rateOver, "rate-over", time.Second, "look twice, this far apart, to show records/s (0: once, no rates)")
 	cmd.Flags().DurationVar(&window, "wait", 2500*time.Millisecond, "with --deployed: how long to listen to the workers' heartbeats (they beat every second)")
 	nf.add(cmd)
 	cf.register(cmd.Flags())

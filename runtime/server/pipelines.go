@@ -34,6 +34,9 @@ type pipelineHost struct {
 	local    pipelines.LocalBroker // the node's broker, read and written in process
 	metrics  *pipelines.Metrics
 	log      *slog.Logger
+	// createInputs: the node creates topics on first use, so a pipeline's
+	// missing input topics are created too.
+	createInputs bool
 
 	mu     sync.Mutex
 	byFile map[string]*hostedPipeline
@@ -72,6 +75,15 @@ type PipelineStatus struct {
 	Failed   int64     `json:"records_errored"`
 	Lag      int64     `json:"lag"`
 	Batches  int64     `json:"batches"`
+	// Stages are the records into and out of each stage, in order.
+	Stages []StageStatus `json:"stages"`
+}
+
+// StageStatus is one stage of a running pipeline.
+type StageStatus struct {
+	Name string `json:"name"`
+	In   int64  `json:"records_in"`
+	Out  int64  `json:"records_out"`
 }
 
 func newPipelineHost(dir string, interval time.Duration, brokers []string, local pipelines.LocalBroker, m *pipelines.Metrics, log *slog.Logger) *pipelineHost {
@@ -210,7 +222,7 @@ func (h *pipelineHost) run(spec *pipelines.Spec, file, version string) *hostedPi
 		exited: make(chan struct{}), state: "running", started: time.Now()}
 	go func() {
 		defer close(p.exited)
-		worker.Supervise(ctx, spec, pipelines.RunOptions{Brokers: h.brokers, Local: h.local, Logger: h.log, Metrics: h.metrics, Stats: p.stats}, p.set)
+		worker.Supervise(ctx, spec, pipelines.RunOptions{Brokers: h.brokers, Local: h.local, Logger: h.log, Metrics: h.metrics, Stats: p.stats, CreateInputs: h.createInputs}, p.set)
 	}()
 	return p
 }
@@ -266,7 +278,15 @@ func (p *hostedPipeline) status() PipelineStatus {
 	defer p.mu.Unlock()
 	return PipelineStatus{Name: p.name, File: p.file, Version: p.version, State: p.state, Error: p.lastErr, Started: p.started,
 		In: p.stats.In.Load(), Out: p.stats.Out.Load(), Filtered: p.stats.Filtered.Load(), Failed: p.stats.Failed.Load(),
-		Lag: p.stats.Lag.Load(), Batches: p.stats.Batches.Load()}
+		Lag: p.stats.Lag.Load(), Batches: p.stats.Batches.Load(), Stages: stageStatuses(p.stats.Stages())}
+}
+
+func stageStatuses(cs []pipelines.StageCount) []StageStatus {
+	out := make([]StageStatus, len(cs))
+	for i, c := range cs {
+		out[i] = StageStatus{Name: c.Name, In: c.In, Out: c.Out}
+	}
+	return out
 }
 
 // Statuses lists the pipelines by file.
