@@ -34,22 +34,8 @@ func benchStage(b *testing.B, spec string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := benchRecords(1000)
-	var size int64
-	for _, r := range in {
-		size += int64(len(r.Value))
-	}
-	var res sdk.Results
-	b.SetBytes(size)
 	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		res.Reset()
-		if err := s.Stages[0].proc.Process(context.Background(), in, &res); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "records/s")
+	runBatches(b, s.Stages[0].proc, benchRecords(1000))
 }
 
 // BenchmarkFilter is the expr filter stage alone on ~200-byte JSON
