@@ -103,8 +103,7 @@ func Parse(config []byte) (*Filter, error) {
 		}
 		flt.min = append(flt.min, minTest{at: at, min: c.Min[name]})
 	}
-	flt.s.wanted = flt.wanted
-	flt.s.found = make([]span, len(flt.wanted))
+	flt.s.setWanted(flt.wanted)
 	return flt, nil
 }
 

@@ -36,9 +36,13 @@ type span struct {
 
 type scanner struct {
 	wanted []string
-	found  []span // per wanted name, after scan
-	err    error  // why the last scan failed
-	stack  []byte // '{' and '[' of the open containers (skipNested)
+	// byLen finds a field name among wanted by its length, without a loop
+	// over wanted per name: 0 no wanted name has that length, j+1 only
+	// wanted[j] has it, -1 several have (then wanted is searched).
+	byLen [64]int8
+	found []span // per wanted name, after scan
+	err   error  // why the last scan failed
+	stack []byte // '{' and '[' of the open containers (skipNested)
 }
 
 // stop marks the bytes a string scan stops at: the closing quote, a
@@ -70,6 +74,14 @@ func stopMask(w uint64) uint64 {
 }
 
 func isDigit(c byte) bool { return c-'0' < 10 }
+
+// nonDigitMask sets the high bit of the bytes of w (8 bytes, little-
+// endian) that are not ASCII digits; exact for the first of them.
+func nonDigitMask(w uint64) uint64 {
+	lo := w - ones*'0'           // borrows out of bytes below '0'
+	hi := w + ones*(0x80-':')    // carries into the high bit of bytes from ':' up
+	return (lo | hi | w) & highs // w: bytes >= 0x80
+}
 
 func isHex(c byte) bool { return c-'0' < 10 || (c|0x20)-'a' < 6 }
 
@@ -165,13 +177,12 @@ func (s *scanner) scan(b []byte) bool {
 					name := b[start+1 : i-1]
 					if escaped {
 						field = s.lookupEscaped(name)
-					} else {
-						for j, w := range s.wanted {
-							if len(w) == len(name) && w[0] == name[0] && w == string(name) {
-								field = j
-								break
-							}
+					} else if l := len(name); l < len(s.byLen) && s.byLen[l] > 0 {
+						if j := int(s.byLen[l] - 1); s.wanted[j] == string(name) {
+							field = j
 						}
+					} else if l >= len(s.byLen) || s.byLen[l] < 0 {
+						field = s.lookup(name)
 					}
 					for i < n && space[b[i]] {
 						i++
@@ -192,7 +203,13 @@ func (s *scanner) scan(b []byte) bool {
 				if i < n && b[i] == '0' {
 					i++
 				} else if i < n && isDigit(b[i]) {
-					for i++; i < n && isDigit(b[i]); i++ {
+					for i++; i+8 <= n; i += 8 {
+						if m := nonDigitMask(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
+							i += bits.TrailingZeros64(m) >> 3
+							break
+						}
+					}
+					for ; i < n && isDigit(b[i]); i++ {
 					}
 				} else {
 					return s.fail(start, "invalid number")
@@ -257,6 +274,31 @@ func (s *scanner) scan(b []byte) bool {
 		return s.fail(i, "data after the object")
 	}
 	return true
+}
+
+// setWanted sets the field names to look for.
+func (s *scanner) setWanted(wanted []string) {
+	s.wanted = wanted
+	s.found = make([]span, len(wanted))
+	for j, w := range wanted {
+		switch l := len(w); {
+		case l >= len(s.byLen):
+		case s.byLen[l] == 0 && j < 127:
+			s.byLen[l] = int8(j + 1)
+		default:
+			s.byLen[l] = -1
+		}
+	}
+}
+
+// lookup returns the index in wanted of a field name, or -1.
+func (s *scanner) lookup(name []byte) int {
+	for j, w := range s.wanted {
+		if w == string(name) {
+			return j
+		}
+	}
+	return -1
 }
 
 // lookupEscaped returns the index in wanted of a top-level field name
