@@ -16,21 +16,25 @@ import (
 	"time"
 )
 
-// The README's quickstart is run by TestReadmeQuickstart as written. Its
-// code blocks are marked by their info string:
+// The README's walk-throughs are run as written: the quickstart by
+// TestReadmeQuickstart, Scaling out by TestReadmeScaleOut. Their code
+// blocks are marked by their info string, NAME being the section's
+// ("quickstart", "scaleout"):
 //
-//	```sh quickstart          commands, run in order from a clone's root,
-//	                          each line by bash; a line ending in & runs in
-//	                          the background until the test ends
-//	```text quickstart-output what the block before prints: every line must
+//	```sh NAME                commands, run in order from a clone's root,
+//	                          each line by bash (a here-document runs with
+//	                          its line); a line ending in & runs in the
+//	                          background until the test ends
+//	```text NAME-output       what the block before prints: every line must
 //	                          appear in its output, in order; … stands for
 //	                          any text. A block with shown output is run
 //	                          again until it does (within a minute), as a
 //	                          reader would, so it must only read
-//	```sh other-client        a command of another client (kcat): run, and
-//	                          its output checked, when that client is
-//	                          installed; WEIR_README_CLIENTS=required (CI)
-//	                          makes a missing one a failure
+//	```sh other-client        a command of another client (kcat), in the
+//	                          quickstart: run, and its output checked, when
+//	                          that client is installed;
+//	                          WEIR_README_CLIENTS=required (CI) makes a
+//	                          missing one a failure
 //
 // Other blocks are not run.
 type readmeBlock struct {
@@ -39,7 +43,7 @@ type readmeBlock struct {
 	lines []string
 }
 
-func readmeBlocks(t *testing.T, path string) []readmeBlock {
+func readmeBlocks(t *testing.T, path, name string) []readmeBlock {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -61,12 +65,12 @@ func readmeBlocks(t *testing.T, path string) []readmeBlock {
 				continue
 			}
 			in = true
-			switch strings.TrimSpace(strings.TrimPrefix(line, "```")) {
-			case "sh quickstart":
+			switch info := strings.TrimSpace(strings.TrimPrefix(line, "```")); {
+			case info == "sh "+name:
 				cur = &readmeBlock{kind: "run", line: n}
-			case "text quickstart-output":
+			case info == "text "+name+"-output":
 				cur = &readmeBlock{kind: "output", line: n}
-			case "sh other-client":
+			case info == "sh other-client" && name == "quickstart":
 				cur = &readmeBlock{kind: "other", line: n}
 			}
 			continue
@@ -80,6 +84,8 @@ func readmeBlocks(t *testing.T, path string) []readmeBlock {
 	}
 	return blocks
 }
+
+var heredocStart = regexp.MustCompile(`<<-?'?"?(\w+)'?"?\s*$`)
 
 // outputMatches reports whether every line of want appears in got, in
 // order, … matching any text.
@@ -115,24 +121,38 @@ func TestReadmeQuickstart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds weir, a WASM module and a plugin, and runs a node: not with -short")
 	}
+	runReadmeSection(t, "quickstart")
+}
+
+// TestReadmeScaleOut runs the README's Scaling out walk-through as
+// TestReadmeQuickstart runs the quickstart: a broker, two weir worker
+// processes, a pipeline apply, the status of both, and a worker killed.
+func TestReadmeScaleOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and two workers: not with -short")
+	}
+	runReadmeSection(t, "scaleout")
+}
+
+func runReadmeSection(t *testing.T, name string) {
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := readmeBlocks(t, filepath.Join(repo, "README.md"))
+	blocks := readmeBlocks(t, filepath.Join(repo, "README.md"), name)
 	runs := 0
 	for _, b := range blocks {
 		if b.kind == "run" {
 			runs++
 		}
 	}
-	if runs < 5 {
-		t.Fatalf("README.md has %d quickstart blocks; the markers changed?", runs)
+	if runs < 3 {
+		t.Fatalf("README.md has %d %s blocks; the markers changed?", runs, name)
 	}
 	for _, addr := range []string{"127.0.0.1:9092", "127.0.0.1:9644", "127.0.0.1:4222"} {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			t.Fatalf("%s is in use: the README quickstart runs weir on its default ports; stop what listens there", addr)
+			t.Fatalf("%s is in use: the README's %s runs weir on its default ports; stop what listens there", addr, name)
 		}
 	}
 	// A clone: the repository's tracked top-level entries, linked.
@@ -193,12 +213,20 @@ func TestReadmeQuickstart(t *testing.T) {
 				continue
 			}
 		}
-		// The block's commands: a line ending in \ continues.
+		// The block's commands: a line ending in \ continues, and a
+		// here-document (<<'END') runs with its line up to END.
 		var cmds []string
+		heredoc := ""
 		for _, l := range b.lines {
-			if n := len(cmds); n > 0 && strings.HasSuffix(cmds[n-1], "\\") {
+			if n := len(cmds); n > 0 && (heredoc != "" || strings.HasSuffix(cmds[n-1], "\\")) {
 				cmds[n-1] = strings.TrimSuffix(cmds[n-1], "\\") + "\n" + l
+				if strings.TrimSpace(l) == heredoc {
+					heredoc = ""
+				}
 				continue
+			}
+			if m := heredocStart.FindStringSubmatch(l); m != nil {
+				heredoc = m[1]
 			}
 			if strings.TrimSpace(l) != "" {
 				cmds = append(cmds, l)
@@ -209,7 +237,7 @@ func TestReadmeQuickstart(t *testing.T) {
 			var out strings.Builder
 			for _, c := range cmds {
 				code := strings.TrimSpace(c)
-				if before, _, ok := strings.Cut(code, " #"); ok && !strings.Contains(before, "'") {
+				if before, _, ok := strings.Cut(code, " #"); ok && !strings.ContainsAny(before, "'\n") {
 					code = strings.TrimSpace(before) // a trailing comment
 				}
 				if strings.HasSuffix(code, "&") {
@@ -235,7 +263,7 @@ func TestReadmeQuickstart(t *testing.T) {
 				}
 			}
 			if want == nil || outputMatches(want, out.String()) {
-				t.Logf("README.md:%d: ok after %v (attempt %d)", b.line, time.Since(start).Round(time.Millisecond), attempt)
+				t.Logf("README.md:%d: ok after %v (attempt %d):\n%s", b.line, time.Since(start).Round(time.Millisecond), attempt, out.String())
 				break
 			}
 			if time.Now().After(deadline) {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weirstream/weir/pipelines"
+	"github.com/weirstream/weir/runtime/control"
 	"github.com/weirstream/weir/runtime/worker"
 )
 
@@ -29,7 +32,18 @@ what each worker runs and owns).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			useWasmCache()
+			// A worker may start before its control plane (a service
+			// manager starting both): it waits for NATS, saying so.
 			p, err := nf.connect(cmd.Context())
+			for wait := time.Second; errors.Is(err, control.ErrConnect); wait = min(2*wait, 10*time.Second) {
+				slog.Warn("worker: waiting for the control plane", "nats", nf.url, "err", err, "retry_in", wait)
+				select {
+				case <-cmd.Context().Done():
+					return err
+				case <-time.After(wait):
+				}
+				p, err = nf.connect(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
