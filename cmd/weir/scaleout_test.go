@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -370,4 +372,186 @@ func statusPartitions(out string) int {
 		}
 	}
 	return total
+}
+
+// TestStaleWorkerFenced: a worker frozen (SIGSTOP) past the session
+// timeout loses its partitions to the other worker; when it runs again
+// (SIGCONT) whatever it tries to commit for them is refused by the
+// broker, which fences commits by member and generation: the group's
+// committed offsets never go back, the frozen worker logs its partitions
+// lost, and every record comes out.
+func TestStaleWorkerFenced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a session timeout: not with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := buildWeir(t)
+	srv := startServeArgs(t, bin, t.TempDir(), "--worker=false")
+	defer srv.stop(t, 30*time.Second)
+	natsURL := controlPlaneURL(t, srv)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "clicks"); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(t.TempDir(), "copy.yaml")
+	if err := os.WriteFile(spec, []byte("pipeline: copy\ninput: {topics: [clicks], start: earliest}\nstages:\n  - map: '{\"n\": value.n}'\noutput: copied\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runWeir(t, bin, []string{"WEIR_NATS=" + natsURL}, "", "pipeline", "apply", spec); r.code != 0 {
+		t.Fatalf("apply: %s%s", r.stdout, r.stderr)
+	}
+	w1 := startBg(t, bin, "worker", "--brokers", srv.kafka, "--nats", natsURL, "--id", "w1")
+	w2 := startBg(t, bin, "worker", "--brokers", srv.kafka, "--nats", natsURL, "--id", "w2")
+	defer func() {
+		for _, w := range []*bgProc{w1, w2} {
+			w.cmd.Process.Signal(syscall.SIGCONT)
+			w.cmd.Process.Kill()
+		}
+	}()
+
+	// Input: ~400 records/s until told to stop.
+	var prodMu sync.Mutex
+	produced := 0
+	stop := make(chan struct{})
+	prodDone := make(chan struct{})
+	go func() {
+		defer close(prodDone)
+		for n := 0; ; {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var recs []*kgo.Record
+			for range 8 {
+				recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(fmt.Sprint(n)), Value: []byte(fmt.Sprintf(`{"n": %d}`, n))})
+				n++
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			prodMu.Lock()
+			produced = n
+			prodMu.Unlock()
+		}
+	}()
+	// The group's committed offsets, polled: they must never go back.
+	var offMu sync.Mutex
+	highest := map[int32]int64{}
+	var wentBack []string
+	offDone := make(chan struct{})
+	go func() {
+		defer close(offDone)
+		for ctx.Err() == nil {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			resp, err := adm.FetchOffsets(ctx, "weir-pipeline-copy")
+			if err != nil {
+				continue
+			}
+			offMu.Lock()
+			resp.Each(func(o kadm.OffsetResponse) {
+				if o.Err != nil || o.Topic != "clicks" {
+					return
+				}
+				if o.At < highest[o.Partition] {
+					wentBack = append(wentBack, fmt.Sprintf("clicks/%d: %d after %d", o.Partition, o.At, highest[o.Partition]))
+				}
+				highest[o.Partition] = max(highest[o.Partition], o.At)
+			})
+			offMu.Unlock()
+		}
+	}()
+	owned := func(w *bgProc) int { return len(ownedNow(parseOwnership(t, w.output.String()))) }
+	waitFor(t, "both workers to own 2 partitions", 60*time.Second, func() bool { return owned(w1) == 2 && owned(w2) == 2 })
+	waitFor(t, "commits on every partition", 30*time.Second, func() bool {
+		offMu.Lock()
+		defer offMu.Unlock()
+		return len(highest) == 4
+	})
+
+	// Freeze w1 past the session timeout: w2 takes everything.
+	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	waitFor(t, "w2 to own all 4 partitions while w1 is frozen", 30*time.Second, func() bool { return owned(w2) == 4 })
+	t.Logf("w2 took w1's partitions %v after w1 froze", time.Since(frozen).Round(time.Millisecond))
+	// Let w2 commit past where w1 stopped, then wake w1.
+	offMu.Lock()
+	before := maps.Clone(highest)
+	offMu.Unlock()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		offMu.Lock()
+		further := true
+		for p := range int32(4) {
+			further = further && highest[p] > before[p]
+		}
+		now := maps.Clone(highest)
+		offMu.Unlock()
+		if further {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("w2 did not commit further on every partition in 30 s: committed %v, when w1 froze %v\nw2:\n%s", now, before, w2.output.String())
+		}
+	}
+	if err := w1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "w1 to log its partitions lost and rejoin with a share", 60*time.Second, func() bool {
+		lost := false
+		for _, e := range parseOwnership(t, w1.output.String()) {
+			lost = lost || e.event == "lost"
+		}
+		return lost && owned(w1) == 2 && owned(w2) == 2
+	})
+
+	close(stop)
+	<-prodDone
+	<-offDone
+	prodMu.Lock()
+	total := produced
+	prodMu.Unlock()
+	seen := map[int]bool{}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ConsumeTopics("copied"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for deadline := time.Now().Add(60 * time.Second); len(seen) < total && time.Now().Before(deadline); {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			var v struct{ N int }
+			if json.Unmarshal(r.Value, &v) == nil {
+				seen[v.N] = true
+			}
+		})
+		pcancel()
+	}
+	if len(seen) < total {
+		t.Errorf("%d of %d records came out", len(seen), total)
+	}
+	offMu.Lock()
+	defer offMu.Unlock()
+	if len(wentBack) > 0 {
+		t.Errorf("committed offsets went back (a stale member's commit was accepted): %v", wentBack)
+	}
+	var refused []string
+	for _, l := range strings.Split(w1.output.String(), "\n") {
+		if strings.Contains(l, "committing the batch in flight at a rebalance") {
+			refused = append(refused, l)
+		}
+	}
+	t.Logf("%d records in, all out; committed offsets never went back; w1's commits refused after it woke: %d %q", total, len(refused), refused)
 }
