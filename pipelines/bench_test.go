@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -393,4 +394,71 @@ func goBuild(b *testing.B, out, pkg string, wasip1 bool) {
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("building %s: %v\n%s", pkg, err, msg)
 	}
+}
+
+// BenchmarkKeyFilterKinds runs a filter that does not read the value,
+// "the key starts with user-0001" (a tenth of the records of
+// BenchmarkFilterKinds pass), natively, as an expr filter stage, and as a
+// WASM stage (wasm/testdata/passthrough with a key_prefix) with the
+// pipeline's limits and with none: what a Go guest costs when its own
+// work is small, next to BenchmarkFilterKinds's JSON filter.
+func BenchmarkKeyFilterKinds(b *testing.B) {
+	in := benchRecords(1000)
+	prefix := []byte("user-0001")
+	want := 0
+	for _, r := range in {
+		if bytes.HasPrefix(r.Key, prefix) {
+			want++
+		}
+	}
+	dir := b.TempDir()
+	goBuild(b, filepath.Join(dir, "passthrough.wasm"), "../wasm/testdata/passthrough", true)
+	check := func(b *testing.B, res *sdk.Results) {
+		if len(res.Out) != want || len(res.Failed) != 0 {
+			b.Fatalf("%d kept, %d failed; want %d and 0", len(res.Out), len(res.Failed), want)
+		}
+	}
+	b.Run("native", func(b *testing.B) {
+		check(b, runBatches(b, sdk.ProcessorFunc(func(_ context.Context, in []sdk.Record, res *sdk.Results) error {
+			for i, r := range in {
+				if bytes.HasPrefix(r.Key, prefix) {
+					res.Emit(i, r)
+				}
+			}
+			return nil
+		}), in))
+	})
+	stage := func(b *testing.B, yaml string) sdk.Processor {
+		s, err := Parse(filepath.Join(dir, "bench.yaml"), []byte("pipeline: b\ninput: {topics: [clicks]}\nstages:\n  - "+yaml+"\noutput: out\n"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+		return s.Stages[0].proc
+	}
+	b.Run("expr", func(b *testing.B) {
+		check(b, runBatches(b, stage(b, `filter: 'hasPrefix(key, "user-0001")'`), in))
+	})
+	b.Run("wasm", func(b *testing.B) {
+		check(b, runBatches(b, stage(b, `wasm: {module: passthrough.wasm, config: {key_prefix: user-0001}}`), in))
+	})
+	b.Run("wasm-no-limits", func(b *testing.B) {
+		ctx := context.Background()
+		rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: dir, MemoryLimitPages: 65536, Interrupt: wasm.InterruptNone})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rt.Close(ctx)
+		raw, err := os.ReadFile(filepath.Join(dir, "passthrough.wasm"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := rt.Compile(ctx, "passthrough.wasm", raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := wasm.NewStage(m, []byte(`{"key_prefix": "user-0001"}`), nil, nil)
+		defer st.Close(ctx)
+		check(b, runBatches(b, st, in))
+	})
 }
