@@ -94,6 +94,13 @@ func TestCLIStartupErrors(t *testing.T) {
 		if r := runWeir(t, bin, nil, "", "topic", "create", "kept", "-b", first.kafka); r.code != 0 {
 			t.Fatalf("topic create on the first serve: exit %d\n%s", r.code, r.stderr)
 		}
+		// weir log dump, which would recover (write to) the log, refuses
+		// a partition of the running weir.
+		part := filepath.Join(dir, "topics", "kept", "0")
+		if r := runWeir(t, bin, nil, "", "log", "dump", part); r.code == 0 ||
+			!strings.Contains(r.stderr, "its data directory "+dir+" is in use by a running weir (pid "+strconv.Itoa(pid)+"); stop it, or dump a copy") {
+			t.Errorf("log dump of a running weir's partition: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
 
 		// A SIGKILLed weir leaves no lock behind: the kernel drops it.
 		if err := first.cmd.Process.Kill(); err != nil {
@@ -115,7 +122,11 @@ func TestCLIStartupErrors(t *testing.T) {
 			t.Fatalf("topic list after the restart: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
 		second.stop(t, 30*time.Second)
-		// A clean stop releases the lock too.
+		// Stopped, its logs can be dumped.
+		if r := runWeir(t, bin, nil, "", "log", "dump", part); r.code != 0 || !strings.HasPrefix(r.stdout, "log "+part) {
+			t.Errorf("log dump of a stopped weir's partition: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// A clean stop (and the dump) release the lock too.
 		third := startServe(t, bin, dir)
 		third.stop(t, 30*time.Second)
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/weirstream/weir/core/commitlog"
 	"github.com/weirstream/weir/runtime/logtool"
+	"github.com/weirstream/weir/runtime/server"
 )
 
 func newLogCmd() *cobra.Command {
@@ -25,8 +27,21 @@ func newLogDumpCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dump DIR",
 		Short: "Print the segments and batches of a partition log directory (recovering it first if it crashed)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Prints the segments and batches of a partition log directory, such as
+DATA_DIR/topics/TOPIC/PARTITION. Opening a log recovers it if it crashed,
+which writes to it, so the command takes the data directory's lock: it
+refuses a log of a running weir (stop it, or dump a copy).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			release, err := server.LockDataDirOf(args[0])
+			var inUse *server.DataDirInUseError
+			if errors.As(err, &inUse) {
+				return fmt.Errorf("log dump %s: its data directory %s is in use by a running weir (pid %d); stop it, or dump a copy of the directory", args[0], inUse.Dir, inUse.PID)
+			}
+			if err != nil {
+				return fmt.Errorf("log dump %s: %w", args[0], err)
+			}
+			defer release()
 			return logtool.Dump(cmd.OutOrStdout(), args[0], opts)
 		},
 	}

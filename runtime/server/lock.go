@@ -123,3 +123,28 @@ func readPID(f *os.File) int {
 	}
 	return pid
 }
+
+// LockDataDirOf takes the lock of the weir data directory that holds dir
+// (dir itself or one of its three nearest parents with a lock file: a
+// partition log is DATA_DIR/topics/TOPIC/PARTITION), for tools that open
+// a data directory's files while no server runs (weir log dump). It
+// returns a *DataDirInUseError when a server holds it, and a no-op
+// release when dir is in no data directory.
+func LockDataDirOf(dir string) (release func(), err error) {
+	d := filepath.Clean(dir)
+	for range 4 {
+		if _, err := os.Stat(filepath.Join(d, lockFileName)); err == nil {
+			l, err := lockDataDir(d, slog.Default())
+			if err != nil {
+				return nil, err
+			}
+			return l.release, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	return func() {}, nil
+}
