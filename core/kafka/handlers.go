@@ -225,12 +225,23 @@ func (c *conn) produce(r *kmsg.ProduceRequest) kmsg.Response {
 	return c.produceAck(r, resp)
 }
 
-// produceAck returns nil for acks=0: Kafka sends no response at all.
+// produceAck returns nil for acks=0: Kafka sends no response at all. A
+// partition that failed then closes the connection, as Kafka does, since
+// the close is the only way an acks=0 producer can learn of it (it
+// refreshes its metadata and reconnects).
 func (c *conn) produceAck(r *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) kmsg.Response {
-	if r.Acks == 0 {
-		return nil
+	if r.Acks != 0 {
+		return resp
 	}
-	return resp
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				c.closeErr = fmt.Errorf("%w: %s/%d: %v", errAcks0Failed, t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+				return nil
+			}
+		}
+	}
+	return nil
 }
 
 func (c *conn) fetch(r *kmsg.FetchRequest) kmsg.Response {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -612,4 +615,53 @@ func goroutinesIn(fn string) int {
 		}
 	}
 	return count
+}
+
+// TestAcks0FailureClosesConnection: an acks=0 produce gets no response, so
+// when a partition of it fails the broker closes the connection, as Kafka
+// does: the only signal such a producer gets. A good acks=0 produce leaves
+// the connection open, and the records of a failed one are not written.
+func TestAcks0FailureClosesConnection(t *testing.T) {
+	tb, baseline, _ := startMalformedBroker(t)
+	tb.createTopic(t, "zero", 1)
+	good := testBatch(t, record.CodecNone, 2, "zero")
+	acks0 := func(topic string, part int32, records []byte) *kmsg.ProduceRequest {
+		req := produceRequest(9, topic, part, records)
+		req.Acks = 0
+		return req
+	}
+	c := dialRaw(t, tb.addr)
+	// A good one: no answer, and the connection still serves requests.
+	c.corr++
+	c.write(encodeRequest(acks0("zero", 0, good), c.corr))
+	if _, ok := c.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); !ok {
+		t.Fatal("no ApiVersions answer after a good acks=0 produce")
+	}
+	before := tb.logBytes(t, "zero", 0)
+	for _, tc := range []struct {
+		name  string
+		topic string
+		part  int32
+		recs  []byte
+	}{
+		{"unknown partition", "zero", 7, good},
+		{"corrupt batch", "zero", 0, good[:len(good)-1]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, tb.addr)
+			c.corr++
+			c.write(encodeRequest(acks0(tc.topic, tc.part, tc.recs), c.corr))
+			c.corr++
+			c.write(encodeRequest(kmsg.NewPtrApiVersionsRequest(), c.corr))
+			if b, err := c.readFrame(); err == nil {
+				t.Fatalf("the connection answered (%d bytes) after a failed acks=0 produce; want it closed", len(b))
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("reading after a failed acks=0 produce: %v; want the connection closed", err)
+			}
+		})
+	}
+	if now := tb.logBytes(t, "zero", 0); !bytes.Equal(now, before) {
+		t.Fatal("a failed acks=0 produce changed the log")
+	}
+	tb.checkHealthy(t, baseline)
 }

@@ -194,6 +194,10 @@ type conn struct {
 	// they go back to the pool once the response is written.
 	held [][]byte
 
+	// closeErr, set by a handler, closes the connection after the
+	// request (an acks=0 produce that failed).
+	closeErr error
+
 	mu   sync.Mutex
 	busy bool // handling a request
 	quit bool // close after the current request
@@ -264,6 +268,11 @@ func (c *conn) serve() {
 			}
 		}
 		resp, key, err := c.handle(body)
+		if errors.Is(err, errAcks0Failed) {
+			log.Info("closing connection: an acks=0 produce failed, which its producer learns only from the close", "err", err)
+			c.w.Flush() // answers to earlier pipelined requests
+			return
+		}
 		if err != nil {
 			log.Warn("closing connection: bad request", "api_key", key, "err", err)
 			c.s.obs.Request(key, 0, true)
@@ -404,6 +413,10 @@ func (r *reader) Span(n int) []byte {
 
 func (r *reader) Ok() bool { return !r.bad }
 
+// errAcks0Failed is the error handle returns after an acks=0 produce
+// with a failed partition: the connection is closed.
+var errAcks0Failed = errors.New("acks=0 produce failed")
+
 // handle decodes one request and returns the framed response (nil for
 // none, as for acks=0 produce). An error means: close the connection.
 func (c *conn) handle(b []byte) ([]byte, int16, error) {
@@ -457,6 +470,10 @@ func (c *conn) handle(b []byte) ([]byte, int16, error) {
 	}
 	resp := c.dispatch(h, req)
 	c.s.obs.Request(h.key, time.Since(start), false)
+	if err := c.closeErr; err != nil {
+		c.closeErr = nil
+		return nil, h.key, err
+	}
 	if resp == nil {
 		return nil, h.key, nil
 	}
