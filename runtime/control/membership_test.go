@@ -102,9 +102,10 @@ func TestMembershipOverNATS(t *testing.T) {
 		planes[id] = wp
 		wctx, stop := context.WithCancel(ctx)
 		workers[id] = stop
-		done[id] = make(chan error, 1)
+		d := make(chan error, 1) // the goroutine must not read the map the loop writes
+		done[id] = d
 		go func() {
-			done[id] <- wp.Announce(wctx, 50*time.Millisecond, func() Heartbeat { return Heartbeat{ID: id, Capacity: 4} })
+			d <- wp.Announce(wctx, 50*time.Millisecond, func() Heartbeat { return Heartbeat{ID: id, Capacity: 4} })
 		}()
 	}
 	waitFor("three joins", func() bool { return len(events) == 3 })
