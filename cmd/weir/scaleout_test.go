@@ -48,18 +48,7 @@ func TestScaleOut(t *testing.T) {
 
 	srv := startServeArgs(t, bin, t.TempDir(), "--nats", natsURL, "--worker=false")
 	defer srv.stop(t, 30*time.Second)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 12, 1, nil, "clicks"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, 12, 1, nil, "tagged"); err != nil {
-		t.Fatal(err)
-	}
+	cl, _ := clientWithTopics(t, ctx, srv.kafka, 12, "clicks", "tagged")
 	env := []string{"WEIR_NATS=" + natsURL, "WEIR_BROKERS=" + srv.kafka}
 	spec := filepath.Join(t.TempDir(), "tag.yaml")
 	if err := os.WriteFile(spec, []byte("pipeline: tag\ninput: {topics: [clicks], start: earliest}\nstages:\n  - map: '{\"n\": value.n}'\noutput: tagged\n"), 0o644); err != nil {
@@ -86,59 +75,8 @@ func TestScaleOut(t *testing.T) {
 	}
 
 	// Input: records n = 0, 1, ... keyed over the partitions, ~600/s.
-	var consumed sync.Map // n -> *int, times it came out
-	var nProduced int
-	var prodMu sync.Mutex
-	stopProducing := make(chan struct{})
-	producerDone := make(chan struct{})
-	go func() {
-		defer close(producerDone)
-		for n := 0; ; {
-			select {
-			case <-stopProducing:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			var recs []*kgo.Record
-			for range 12 {
-				recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(fmt.Sprint(n)), Value: []byte(fmt.Sprintf(`{"n": %d}`, n))})
-				n++
-			}
-			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-				t.Errorf("produce: %v", err)
-				return
-			}
-			prodMu.Lock()
-			nProduced = n
-			prodMu.Unlock()
-		}
-	}()
-	var outMu sync.Mutex
-	outputs := 0
-	go func() {
-		rd, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ConsumeTopics("tagged"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if err != nil {
-			return
-		}
-		defer rd.Close()
-		for ctx.Err() == nil {
-			rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-				var v struct{ N int }
-				if json.Unmarshal(r.Value, &v) == nil {
-					c, _ := consumed.LoadOrStore(v.N, new(int))
-					outMu.Lock()
-					*c.(*int)++
-					outputs++
-					outMu.Unlock()
-				}
-			})
-		}
-	}()
-	outputCount := func() int {
-		outMu.Lock()
-		defer outMu.Unlock()
-		return outputs
-	}
+	in := startNumberedInput(t, ctx, cl, "clicks", 12)
+	out := startNumberedOutput(t, ctx, srv.kafka, "tagged")
 
 	// Ownership, from the workers' logs.
 	owners := func() map[string][]string {
@@ -221,8 +159,8 @@ func TestScaleOut(t *testing.T) {
 	natsPort := ns.Addr().(*net.TCPAddr).Port
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	down := outputCount()
-	waitFor(t, "records to keep coming out while NATS is down", 20*time.Second, func() bool { return outputCount() > down+600 })
+	down := out.count()
+	waitFor(t, "records to keep coming out while NATS is down", 20*time.Second, func() bool { return out.count() > down+600 })
 	ns = startNATS(t, natsDir, natsPort)
 	waitFor(t, "pipeline status to show three workers after NATS restarted", 30*time.Second, func() bool {
 		status = runWeir(t, bin, env, "", "pipeline", "status", "tag", "--deployed", "--wait", "1500ms")
@@ -230,27 +168,9 @@ func TestScaleOut(t *testing.T) {
 	})
 
 	// Everything in comes out.
-	close(stopProducing)
-	<-producerDone
-	prodMu.Lock()
-	total := nProduced
-	prodMu.Unlock()
-	waitFor(t, fmt.Sprintf("all %d records to come out", total), 60*time.Second, func() bool {
-		for n := range total {
-			if _, ok := consumed.Load(n); !ok {
-				return false
-			}
-		}
-		return true
-	})
-	dups := 0
-	consumed.Range(func(_, c any) bool {
-		outMu.Lock()
-		dups += *c.(*int) - 1
-		outMu.Unlock()
-		return true
-	})
-	t.Logf("%d records in, all out; %d duplicates (re-read after w1 was killed, at-least-once)", total, dups)
+	total := in.stop()
+	waitFor(t, fmt.Sprintf("all %d records to come out", total), 60*time.Second, func() bool { return out.allOf(total) })
+	t.Logf("%d records in, all out; %d duplicates (re-read after w1 was killed, at-least-once)", total, out.duplicates())
 
 	// No partition owned by two workers at once.
 	type interval struct {
@@ -390,15 +310,7 @@ func TestStaleWorkerFenced(t *testing.T) {
 	srv := startServeArgs(t, bin, t.TempDir(), "--worker=false")
 	defer srv.stop(t, 30*time.Second)
 	natsURL := controlPlaneURL(t, srv)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "clicks"); err != nil {
-		t.Fatal(err)
-	}
+	cl, adm := clientWithTopics(t, ctx, srv.kafka, 4, "clicks", "copied")
 	spec := filepath.Join(t.TempDir(), "copy.yaml")
 	if err := os.WriteFile(spec, []byte("pipeline: copy\ninput: {topics: [clicks], start: earliest}\nstages:\n  - map: '{\"n\": value.n}'\noutput: copied\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -416,32 +328,9 @@ func TestStaleWorkerFenced(t *testing.T) {
 	}()
 
 	// Input: ~400 records/s until told to stop.
-	var prodMu sync.Mutex
-	produced := 0
+	in := startNumberedInput(t, ctx, cl, "clicks", 8)
+	out := startNumberedOutput(t, ctx, srv.kafka, "copied")
 	stop := make(chan struct{})
-	prodDone := make(chan struct{})
-	go func() {
-		defer close(prodDone)
-		for n := 0; ; {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			var recs []*kgo.Record
-			for range 8 {
-				recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(fmt.Sprint(n)), Value: []byte(fmt.Sprintf(`{"n": %d}`, n))})
-				n++
-			}
-			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-				t.Errorf("produce: %v", err)
-				return
-			}
-			prodMu.Lock()
-			produced = n
-			prodMu.Unlock()
-		}
-	}()
 	// The group's committed offsets, polled: they must never go back.
 	var offMu sync.Mutex
 	highest := map[int32]int64{}
@@ -517,31 +406,10 @@ func TestStaleWorkerFenced(t *testing.T) {
 		return lost && owned(w1) == 2 && owned(w2) == 2
 	})
 
+	total := in.stop()
 	close(stop)
-	<-prodDone
 	<-offDone
-	prodMu.Lock()
-	total := produced
-	prodMu.Unlock()
-	seen := map[int]bool{}
-	rd, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ConsumeTopics("copied"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	for deadline := time.Now().Add(60 * time.Second); len(seen) < total && time.Now().Before(deadline); {
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			var v struct{ N int }
-			if json.Unmarshal(r.Value, &v) == nil {
-				seen[v.N] = true
-			}
-		})
-		pcancel()
-	}
-	if len(seen) < total {
-		t.Errorf("%d of %d records came out", len(seen), total)
-	}
+	waitFor(t, fmt.Sprintf("all %d records to come out", total), 60*time.Second, func() bool { return out.allOf(total) })
 	offMu.Lock()
 	defer offMu.Unlock()
 	if len(wentBack) > 0 {
@@ -553,5 +421,136 @@ func TestStaleWorkerFenced(t *testing.T) {
 			refused = append(refused, l)
 		}
 	}
-	t.Logf("%d records in, all out; committed offsets never went back; w1's commits refused after it woke: %d %q", total, len(refused), refused)
+	t.Logf("%d records in, all out (%d duplicates); committed offsets never went back; w1's commits refused after it woke: %d %q",
+		total, out.duplicates(), len(refused), refused)
+}
+
+// clientWithTopics returns a client of the broker at addr (closed when the
+// test ends) and its admin, after creating the topics with partitions
+// each.
+func clientWithTopics(t *testing.T, ctx context.Context, addr string, partitions int32, topics ...string) (*kgo.Client, *kadm.Client) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	for _, topic := range topics {
+		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl, adm
+}
+
+// numberedInput produces records {"n": N} keyed N, N = 0, 1, ..., perTick
+// of them every 20 ms, until stop.
+type numberedInput struct {
+	mu       sync.Mutex
+	produced int
+	quit     chan struct{}
+	done     chan struct{}
+}
+
+func startNumberedInput(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, perTick int) *numberedInput {
+	in := &numberedInput{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(in.done)
+		for n := 0; ; {
+			select {
+			case <-in.quit:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var recs []*kgo.Record
+			for range perTick {
+				recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(n)), Value: []byte(fmt.Sprintf(`{"n": %d}`, n))})
+				n++
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			in.mu.Lock()
+			in.produced = n
+			in.mu.Unlock()
+		}
+	}()
+	return in
+}
+
+// stop ends the input and returns how many records it produced (0 to
+// that number - 1, every one acknowledged).
+func (in *numberedInput) stop() int {
+	close(in.quit)
+	<-in.done
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.produced
+}
+
+// numberedOutput reads a topic of records {"n": N} from its start for the
+// rest of the test, counting how often each N comes out.
+type numberedOutput struct {
+	mu    sync.Mutex
+	times map[int]int
+	total int
+}
+
+func startNumberedOutput(t *testing.T, ctx context.Context, addr, topic string) *numberedOutput {
+	out := &numberedOutput{times: map[int]int{}}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done; rd.Close() })
+	go func() {
+		defer close(done)
+		for rctx.Err() == nil {
+			rd.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
+				var v struct{ N int }
+				if json.Unmarshal(r.Value, &v) == nil {
+					out.mu.Lock()
+					out.times[v.N]++
+					out.total++
+					out.mu.Unlock()
+				}
+			})
+		}
+	}()
+	return out
+}
+
+// count is how many records came out so far.
+func (o *numberedOutput) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.total
+}
+
+// allOf reports whether every N below total came out.
+func (o *numberedOutput) allOf(total int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for n := range total {
+		if o.times[n] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// duplicates is how many records came out more than once, counting each
+// extra time.
+func (o *numberedOutput) duplicates() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d := 0
+	for _, c := range o.times {
+		d += c - 1
+	}
+	return d
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -26,15 +25,7 @@ func TestWorkerRunsDeployed(t *testing.T) {
 	srv := startServe(t, bin, t.TempDir())
 	defer srv.stop(t, 30*time.Second)
 	url := controlPlaneURL(t, srv)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.kafka), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "events"); err != nil {
-		t.Fatal(err)
-	}
+	cl, adm := clientWithTopics(t, ctx, srv.kafka, 4, "events")
 	w := startBg(t, bin, "worker", "--brokers", srv.kafka, "--nats", url)
 
 	spec := filepath.Join(t.TempDir(), "tag.yaml")
