@@ -194,24 +194,11 @@ func appendFailures(b []byte, failed []sdk.Failure) []byte {
 	return b
 }
 
-// AppendResultsKept is AppendResults with status 2: an output that is its
-// input record unchanged (same key, value and headers, by identity, same
-// timestamp, default output) is sent as a reference to it.
-func AppendResultsKept(b []byte, in []sdk.Record, res *sdk.Results) []byte {
-	var w KeptWriter
-	w.Reset(b, in)
-	for _, o := range res.Out {
-		w.Emit(o.Source, o.Record)
-	}
-	for _, f := range res.Failed {
-		w.Fail(f.Source, f.Err)
-	}
-	return w.Bytes()
-}
-
-// KeptWriter encodes the results of a batch in as AppendResultsKept does,
-// as they are produced: an sdk.Sink for sdk.Each, so that a guest's
-// outputs go straight into its reply instead of through an sdk.Results.
+// KeptWriter encodes the results of a batch in with status 2 as they are
+// produced: an output that is its input record unchanged (same key, value
+// and headers, by identity, same timestamp, default output) is sent as a
+// reference to it. It is an sdk.Sink for sdk.Each, so a guest's outputs go
+// straight into its reply instead of through an sdk.Results.
 type KeptWriter struct {
 	b      []byte
 	in     []sdk.Record

@@ -77,17 +77,23 @@ func TestKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same results into a KeptWriter and, for the full encoding, an
+	// sdk.Results.
 	var res sdk.Results
-	res.Emit(0, in[0]) // kept
-	changed := in[1]
-	changed.Value = []byte("v1") // equal bytes, other memory: sent in full
-	res.Emit(1, changed)
-	routed := in[1]
-	routed.Output = "hot"
-	res.Emit(1, routed)
-	res.Emit(1, in[1]) // kept again (fan-out of the same record)
-	res.Fail(0, errors.New("also bad"))
-	enc := AppendResultsKept(nil, in, &res)
+	var w KeptWriter
+	w.Reset(nil, in)
+	for _, sink := range []sdk.Sink{&res, &w} {
+		sink.Emit(0, in[0]) // kept
+		changed := in[1]
+		changed.Value = []byte("v1") // equal bytes, other memory: sent in full
+		sink.Emit(1, changed)
+		routed := in[1]
+		routed.Output = "hot"
+		sink.Emit(1, routed)
+		sink.Emit(1, in[1]) // kept again (fan-out of the same record)
+		sink.Fail(0, errors.New("also bad"))
+	}
+	enc := w.Bytes()
 	full := AppendResults(nil, &res)
 	if len(enc) >= len(full) {
 		t.Fatalf("kept encoding %d bytes, full %d", len(enc), len(full))
