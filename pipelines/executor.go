@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +62,7 @@ type Stats struct {
 	Committed atomic.Int64
 
 	mu     sync.Mutex
-	owned  map[string]map[int32]bool // input partitions assigned to this run
+	owned  map[string]bool // "topic/partition" of each input partition assigned to this run
 	stages []StageCount
 }
 
@@ -85,14 +86,35 @@ func (s *Stats) Stages() []StageCount {
 func (s *Stats) Owned() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for t, ps := range s.owned {
-		for p := range ps {
-			out = append(out, t+"/"+strconv.Itoa(int(p)))
+	return slices.SortedFunc(maps.Keys(s.owned), comparePartitionNames)
+}
+
+// own records that the partitions named were assigned (true) or given up.
+func (s *Stats) own(names []string, assigned bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owned == nil {
+		s.owned = map[string]bool{}
+	}
+	for _, n := range names {
+		if assigned {
+			s.owned[n] = true
+		} else {
+			delete(s.owned, n)
 		}
 	}
-	slices.SortFunc(out, comparePartitionNames)
-	return out
+}
+
+// partitionNames names the partitions of m "topic/partition", sorted.
+func partitionNames(m map[string][]int32) []string {
+	var names []string
+	for t, ps := range m {
+		for _, p := range ps {
+			names = append(names, t+"/"+strconv.Itoa(int(p)))
+		}
+	}
+	slices.SortFunc(names, comparePartitionNames)
+	return names
 }
 
 // comparePartitionNames orders "topic/partition" names by topic, then by
@@ -106,42 +128,6 @@ func comparePartitionNames(a, b string) int {
 	an, _ := strconv.Atoi(ap)
 	bn, _ := strconv.Atoi(bp)
 	return an - bn
-}
-
-// own records that the partitions m were assigned (true) or given up.
-func (s *Stats) own(m map[string][]int32, assigned bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.owned == nil {
-		s.owned = map[string]map[int32]bool{}
-	}
-	for t, ps := range m {
-		for _, p := range ps {
-			if assigned {
-				if s.owned[t] == nil {
-					s.owned[t] = map[int32]bool{}
-				}
-				s.owned[t][p] = true
-			} else {
-				delete(s.owned[t], p)
-			}
-		}
-		if len(s.owned[t]) == 0 {
-			delete(s.owned, t)
-		}
-	}
-}
-
-// partitionNames formats m as "topic/partition,..." in order.
-func partitionNames(m map[string][]int32) string {
-	var names []string
-	for t, ps := range m {
-		for _, p := range ps {
-			names = append(names, t+"/"+strconv.Itoa(int(p)))
-		}
-	}
-	slices.SortFunc(names, comparePartitionNames)
-	return strings.Join(names, ",")
 }
 
 // Run runs the pipeline until ctx is done (returning nil) or it fails. It
@@ -234,9 +220,10 @@ func Run(ctx context.Context, s *Spec, o RunOptions) error {
 		if len(m) == 0 {
 			return
 		}
-		st.own(m, event == "assigned")
+		names := partitionNames(m)
+		st.own(names, event == "assigned")
 		member, gen := cl.GroupMetadata()
-		log.Info("partitions "+event, "member", member, "generation", gen, "partitions", partitionNames(m))
+		log.Info("partitions "+event, "member", member, "generation", gen, "partitions", strings.Join(names, ","))
 	}
 	var src *localSource
 	if o.Local != nil {
