@@ -50,7 +50,7 @@ func (s *Spec) compileStages() ([]*Stage, error) {
 type Input struct {
 	Topics []string
 	// Group is the consumer group whose committed offsets say where the
-	// pipeline resumes; default "weir-pipeline-" + the pipeline name.
+	// pipeline resumes; default DefaultGroup(the pipeline name).
 	Group string
 	// Start applies when the group has no committed offset for a
 	// partition (and on a replay).
@@ -223,7 +223,7 @@ func Parse(file string, raw []byte) (*Spec, error) {
 		s.Input = d.input(f.val)
 	}
 	if s.Input.Group == "" && s.Name != "" {
-		s.Input.Group = "weir-pipeline-" + s.Name
+		s.Input.Group = DefaultGroup(s.Name)
 	}
 	s.OnError = Policy{Kind: PolicyHalt}
 	if f, ok := fs["on_error"]; ok {
@@ -584,3 +584,7 @@ func (d *decoder) checkRoutes(s *Spec, outPos Pos) {
 		}
 	}
 }
+
+// DefaultGroup is the consumer group of a pipeline whose input names none:
+// "weir-pipeline-" + its name.
+func DefaultGroup(pipeline string) string { return "weir-pipeline-" + pipeline }

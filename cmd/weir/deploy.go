@@ -201,7 +201,7 @@ func deployedStatus(cmd *cobra.Command, nf *natsFlags, cf *clientFlags, name str
 	_ = yaml.Unmarshal(d.Spec, &spec) // a deployed spec was valid when applied
 	group := spec.Input.Group
 	if group == "" {
-		group = "weir-pipeline-" + name
+		group = pipelines.DefaultGroup(name)
 	}
 	desc, err := client.DescribeGroup(ctx, cf.options(), group)
 	if err != nil {
