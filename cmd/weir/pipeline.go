@@ -319,8 +319,8 @@ the group's lag from --brokers.`,
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "  STAGE\tIN\tOUT\tIN/S\tOUT/S")
 				for i, s := range p.Stages {
-					inRate, outRate := "-", "-"
-					if i < len(first.Stages) && first.Stages[i].Name == s.Name && rateOver > 0 {
+					inRate, outRate := "-", "-" // rate says "-" too without a second look
+					if i < len(first.Stages) && first.Stages[i].Name == s.Name {
 						inRate, outRate = rate(first.Stages[i].In, s.In), rate(first.Stages[i].Out, s.Out)
 					}
 					fmt.Fprintf(tw, "  %d %s\t%d\t%d\t%s\t%s\n", i+1, s.Name, s.In, s.Out, inRate, outRate)
