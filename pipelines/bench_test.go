@@ -165,15 +165,20 @@ output: out
 	// every record, and one that drops every record, doing nothing else.
 	pass := filepath.Join(filepath.Dir(module), "passthrough.wasm")
 	goBuild(b, pass, "../wasm/testdata/passthrough", true)
-	for _, keep := range []bool{true, false} {
-		b.Run(fmt.Sprintf("wasm-abi-only-keep-%v", keep), func(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		keep   bool
+		filter string
+	}{{"keep-true", true, ""}, {"keep-false", false, ""}, {"filter-fields-keep-true", true, ", filter: [country, amount]"}, {"filter-fields-keep-false", false, ", filter: [country, amount]"}} {
+		keep := c.keep
+		b.Run("wasm-abi-only-"+c.name, func(b *testing.B) {
 			s, err := Parse(filepath.Join(filepath.Dir(module), "bench.yaml"), []byte(fmt.Sprintf(`
 pipeline: b
 input: {topics: [clicks]}
 stages:
-  - wasm: {module: passthrough.wasm, config: {keep: %v}}
+  - wasm: {module: passthrough.wasm, config: {keep: %v%s}}
 output: out
-`, keep)))
+`, keep, c.filter)))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/sdk/abi"
+	"github.com/weirstream/weir/sdk/jsonfield"
 	"github.com/weirstream/weir/wasm/internal/meter"
 )
 
@@ -201,6 +202,9 @@ type Instance struct {
 	mem     api.Memory
 	fuel    api.MutableGlobal // nil when unmetered
 	buf     []byte
+	// fields scans each record's value for the fields the module named
+	// (abi.ExportFields); nil when it named none.
+	fields *jsonfield.Scanner
 }
 
 // Instantiate starts an instance: no filesystem, network or environment;
@@ -227,7 +231,7 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 		in.fuel = g
 	}
 	if f := mod.ExportedFunction(abi.ExportFeatures); f != nil {
-		if _, err := f.Call(ctx, abi.FeatureKept); err != nil {
+		if _, err := f.Call(ctx, abi.FeatureKept|abi.FeatureFields); err != nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("wasm: %s: %s: %w", m.name, abi.ExportFeatures, err)
 		}
@@ -240,7 +244,37 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 		mod.Close(ctx)
 		return nil, fmt.Errorf("wasm: %s: init: %w", m.name, err)
 	}
+	if f := mod.ExportedFunction(abi.ExportFields); f != nil {
+		names, err := in.names(ctx, f)
+		if err != nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("wasm: %s: %s: %w", m.name, abi.ExportFields, err)
+		}
+		if len(names) > 0 {
+			in.fields = jsonfield.New(names...)
+		}
+	}
 	return in, nil
+}
+
+// names calls the module's abi.ExportFields and decodes its reply.
+func (in *Instance) names(ctx context.Context, f api.Function) ([]string, error) {
+	if in.fuel != nil {
+		in.fuel.Set(FuelChunk)
+	}
+	res, err := f.Call(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rp, rn := abi.Unpack(res[0])
+	if rn == 0 {
+		return nil, nil
+	}
+	b, ok := in.mem.Read(rp, rn)
+	if !ok {
+		return nil, fmt.Errorf("guest reply %d+%d outside its memory", rp, rn)
+	}
+	return abi.DecodeNames(b)
 }
 
 // call copies data into the guest, calls fn with it and returns the reply
@@ -274,7 +308,7 @@ func (in *Instance) call(ctx context.Context, fn api.Function, data []byte) ([]b
 
 // Process runs one batch (from one topic) through the module.
 func (in *Instance) Process(ctx context.Context, topic string, batch []sdk.Record, res *sdk.Results) error {
-	in.buf = abi.AppendBatch(in.buf[:0], topic, batch)
+	in.buf = abi.AppendBatchFields(in.buf[:0], topic, batch, in.fields)
 	reply, err := in.call(ctx, in.process, in.buf)
 	if err != nil {
 		return err

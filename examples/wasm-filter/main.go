@@ -21,8 +21,10 @@
 // not a JSON object (or is null) fails, to the pipeline's error policy. A
 // config the module cannot use (an unknown key, "allow" without "field",
 // no test at all) fails the stage's init, so its pipeline is refused when
-// it is loaded. Each value is checked and searched in one pass without
-// decoding it (filter/scan.go).
+// it is loaded. The module names the fields it reads
+// (guest.RegisterFields), so weir finds them in each value, checking that
+// it is a JSON object, natively and without decoding it (sdk/jsonfield);
+// the module checks their values.
 //
 //	weir plugin build examples/wasm-filter -o examples/wasm-filter/filter.wasm
 package main
@@ -31,24 +33,23 @@ import (
 	"github.com/weirstream/weir/examples/wasm-filter/filter"
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/sdk/guest"
+	"github.com/weirstream/weir/sdk/jsonfield"
 )
 
 func main() {}
 
-var f *filter.Filter
-
 func init() {
 	guest.OnInit(func(config []byte) error {
-		var err error
-		f, err = filter.Parse(config)
-		return err
-	})
-	var out [1]sdk.Record // reused: the SDK copies outputs before the next call
-	guest.Register(func(r sdk.Record) ([]sdk.Record, error) {
-		if ok, err := f.Keep(r.Value); !ok {
-			return nil, err // nil: dropped
+		f, err := filter.Parse(config)
+		if err != nil {
+			return err
 		}
-		out[0] = r
-		return out[:], nil
+		guest.RegisterFilter(f.Names(), func(r *sdk.Record, fields []jsonfield.Span, err error) (bool, error) {
+			if err != nil {
+				return false, err // not a JSON object: fails
+			}
+			return f.KeepFields(r.Value, fields), nil
+		})
+		return nil
 	})
 }

@@ -12,7 +12,11 @@
 // and optionally
 //
 //	weir_v1_features(flags i32)          called once, before init, with the features the host
-//	                                     takes (FeatureKept); a module without it gets none
+//	                                     takes (FeatureKept, FeatureFields); a module without it
+//	                                     gets none
+//	weir_v1_fields() i64                 called once after a successful init when the host offered
+//	                                     FeatureFields: a packed reply of the top-level JSON fields
+//	                                     the module reads, u32 x string (none: the host scans nothing)
 //
 // A packed reply is ptr<<32 | len of bytes in guest memory, valid until the
 // next call. The version is in the export names: a module exporting
@@ -24,7 +28,21 @@
 //	topic    string
 //	count    u32
 //	records  count x { offset i64, timestamp_ms i64, partition i32, key bytes, value bytes,
-//	                   headers u32 x { key string, value bytes } }
+//	                   headers u32 x { key string, value bytes }, [fields] }
+//
+// When the module named fields (weir_v1_fields), each record ends with
+// where they are in its value, as package jsonfield finds them:
+//
+//	fields   u8      0: the value is a JSON object; per field named, in order,
+//	                 { start i64, end i64, escaped u8, 7 zero bytes }: value[start:end] is the
+//	                 field's value as raw JSON, end 0 when the object has none, escaped 1 for a
+//	                 string with a backslash escape;
+//	                 1: it is not; a string follows saying why
+//
+// A span is laid out as a jsonfield.Span is in a Go guest's memory (24
+// bytes), so the Go SDK uses the spans where they are instead of decoding
+// them: in Go compiled to WASM, decoding two spans per record cost more
+// than decoding the record.
 //
 // # Results
 //
@@ -55,6 +73,7 @@ import (
 	"unsafe"
 
 	"github.com/weirstream/weir/sdk"
+	"github.com/weirstream/weir/sdk/jsonfield"
 )
 
 // Version is the ABI version this package speaks.
@@ -66,19 +85,32 @@ const (
 	ExportInit     = "weir_v1_init"
 	ExportProcess  = "weir_v1_process"
 	ExportFeatures = "weir_v1_features"
+	ExportFields   = "weir_v1_fields"
 )
 
 // Features a host offers through ExportFeatures.
 const (
 	// FeatureKept: results may say "this input, unchanged" (status 2).
 	FeatureKept = 1
+	// FeatureFields: the host scans each record's value for the fields
+	// the module names (ExportFields) and sends their spans with it.
+	FeatureFields = 2
 )
+
+// MaxFields is the most fields a module may name.
+const MaxFields = 64
 
 // ErrCorrupt is returned when an encoding is truncated or inconsistent.
 var ErrCorrupt = errors.New("abi: corrupt encoding")
 
 // AppendBatch appends the encoding of a batch of records read from topic.
 func AppendBatch(b []byte, topic string, recs []sdk.Record) []byte {
+	return AppendBatchFields(b, topic, recs, nil)
+}
+
+// AppendBatchFields is AppendBatch with each record's fields section, as
+// s finds them in its value (s nil: none).
+func AppendBatchFields(b []byte, topic string, recs []sdk.Record, s *jsonfield.Scanner) []byte {
 	b = appendString(b, topic)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(recs)))
 	for i := range recs {
@@ -89,8 +121,101 @@ func AppendBatch(b []byte, topic string, recs []sdk.Record) []byte {
 		b = appendBytes(b, r.Key)
 		b = appendBytes(b, r.Value)
 		b = appendHeaders(b, r.Headers)
+		if s != nil {
+			if err := s.Scan(r.Value); err != nil {
+				b = appendString(append(b, 1), err.Error())
+				continue
+			}
+			b = append(b, 0)
+			for _, sp := range s.Spans() {
+				b = binary.LittleEndian.AppendUint64(b, uint64(sp.Start))
+				b = binary.LittleEndian.AppendUint64(b, uint64(sp.End))
+				e := uint64(0)
+				if sp.Escaped {
+					e = 1
+				}
+				b = binary.LittleEndian.AppendUint64(b, e)
+			}
+		}
 	}
 	return b
+}
+
+// spanSize is the size of an encoded span.
+const spanSize = 24
+
+// spanInPlace: a jsonfield.Span in memory is an encoded span (int is 64
+// bits and the platform little-endian, as in WASM), so spans are used
+// where they are in the batch.
+var spanInPlace = unsafe.Sizeof(jsonfield.Span{}) == spanSize && unsafe.Offsetof(jsonfield.Span{}.End) == 8 &&
+	unsafe.Offsetof(jsonfield.Span{}.Escaped) == 16 && binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// Fields is the fields sections of a decoded batch, for N names.
+type Fields struct {
+	N    int
+	b    []byte  // the batch
+	at   []int32 // per record, where its section starts in b
+	none []jsonfield.Span
+	tmp  []jsonfield.Span
+}
+
+// Record returns record k's spans, valid until the next call, and, for a
+// value that is not a JSON object (its spans all absent), why. The spans
+// are the host's: a span beyond its value fails the slicing that uses it.
+func (f *Fields) Record(k int) ([]jsonfield.Span, string) {
+	at := int(f.at[k])
+	if f.b[at] != 0 {
+		l := int(binary.LittleEndian.Uint32(f.b[at+1:]))
+		return f.none, string(f.b[at+5 : at+5+l])
+	}
+	sec := f.b[at+1 : at+1+spanSize*f.N]
+	if spanInPlace {
+		return unsafe.Slice((*jsonfield.Span)(unsafe.Pointer(unsafe.SliceData(sec))), f.N), ""
+	}
+	for j := range f.tmp {
+		e := sec[spanSize*j:]
+		f.tmp[j] = jsonfield.Span{Start: int(binary.LittleEndian.Uint64(e)), End: int(binary.LittleEndian.Uint64(e[8:])), Escaped: e[16] == 1}
+	}
+	return f.tmp, ""
+}
+
+// AppendNames appends the encoding of the field names a module reads.
+func AppendNames(b []byte, names []string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(names)))
+	for _, n := range names {
+		b = appendString(b, n)
+	}
+	return b
+}
+
+// DecodeNames decodes field names; it refuses more than MaxFields and an
+// empty or repeated name.
+func DecodeNames(b []byte) ([]string, error) {
+	d := decoder{b: b}
+	n := d.count(4)
+	if d.err != nil {
+		return nil, d.err
+	}
+	if n > MaxFields {
+		return nil, fmt.Errorf("abi: %d field names, more than the %d a module may name", n, MaxFields)
+	}
+	names := make([]string, n)
+	for j := range names {
+		names[j] = d.string()
+		if d.err != nil {
+			return nil, d.err
+		}
+		if names[j] == "" {
+			return nil, fmt.Errorf("abi: field name %d is empty", j)
+		}
+		if slices.Contains(names[:j], names[j]) {
+			return nil, fmt.Errorf("abi: field %q named twice", names[j])
+		}
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the field names", ErrCorrupt, len(d.b))
+	}
+	return names, nil
 }
 
 // DecodeBatch decodes a batch; keys, values and header values alias b.
@@ -104,6 +229,14 @@ func DecodeBatch(b []byte) ([]sdk.Record, error) { return AppendBatchRecords(nil
 // more than decoding a record's fixed fields (this form is 4-6x faster
 // than one built on the decoder's methods).
 func AppendBatchRecords(dst []sdk.Record, b []byte) ([]sdk.Record, error) {
+	return AppendBatchRecordsFields(dst, nil, b)
+}
+
+// AppendBatchRecordsFields is AppendBatchRecords of a batch whose records
+// end with fields sections of f.N spans each (f nil: none), which it
+// notes in f (reusing its capacity) for Fields.Record. Each section's
+// size is checked, not its spans: see Record.
+func AppendBatchRecordsFields(dst []sdk.Record, f *Fields, b []byte) ([]sdk.Record, error) {
 	const fixed = 8 + 8 + 4 + 4 + 4 + 4 // offset, timestamp, partition, key, value and header count
 	d := decoder{b: b}
 	topic := d.string()
@@ -114,6 +247,13 @@ func AppendBatchRecords(dst []sdk.Record, b []byte) ([]sdk.Record, error) {
 	b = d.b
 	base := len(dst)
 	dst = slices.Grow(dst, n)[:base+n]
+	if f != nil {
+		f.b = b
+		f.at = slices.Grow(f.at[:0], n)[:n]
+		if len(f.none) != f.N {
+			f.none, f.tmp = make([]jsonfield.Span, f.N), make([]jsonfield.Span, f.N)
+		}
+	}
 	i := 0
 	for j := range n {
 		if len(b)-i < fixed {
@@ -150,14 +290,27 @@ func AppendBatchRecords(dst []sdk.Record, b []byte) ([]sdk.Record, error) {
 		r.Headers = nil
 		if binary.LittleEndian.Uint32(b[i:]) == 0 {
 			i += 4
+		} else {
+			d.b = b[i:]
+			r.Headers = d.headers()
+			if d.err != nil {
+				return dst[:base+j], fmt.Errorf("record %d: headers: %w", j, d.err)
+			}
+			i = len(b) - len(d.b)
+		}
+		if f == nil {
 			continue
 		}
-		d.b = b[i:]
-		r.Headers = d.headers()
-		if d.err != nil {
-			return dst[:base+j], fmt.Errorf("record %d: headers: %w", j, d.err)
+		// The section: a status byte and N spans, or 1 and a message.
+		f.at[j] = int32(i)
+		if i < len(b) && b[i] == 0 && len(b)-i > spanSize*f.N {
+			i += 1 + spanSize*f.N
+			continue
 		}
-		i = len(b) - len(d.b)
+		if len(b)-i < 5 || b[i] != 1 || uint64(binary.LittleEndian.Uint32(b[i+1:])) > uint64(len(b)-i-5) {
+			return dst[:base+j], fmt.Errorf("%w: record %d: its fields section does not fit the %d bytes left", ErrCorrupt, j, len(b)-i)
+		}
+		i += 5 + int(binary.LittleEndian.Uint32(b[i+1:]))
 	}
 	if i != len(b) {
 		return dst, fmt.Errorf("%w: %d bytes after the batch", ErrCorrupt, len(b)-i)
@@ -230,6 +383,14 @@ func (w *KeptWriter) Emit(src int, r sdk.Record) {
 	w.b = appendBytes(w.b, r.Value)
 	w.b = binary.LittleEndian.AppendUint64(w.b, uint64(r.Timestamp.UnixMilli()))
 	w.b = appendHeaders(w.b, r.Headers)
+}
+
+// Keep appends input src, unchanged, as an output: what Emit of that
+// input does, without comparing (for a filter, whose outputs are always
+// its inputs).
+func (w *KeptWriter) Keep(src int) {
+	w.count++
+	w.b = append(binary.LittleEndian.AppendUint32(w.b, uint32(src)), 1)
 }
 
 // Fail records that input src failed with err.

@@ -23,11 +23,13 @@
 package guest
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
 	"github.com/weirstream/weir/sdk"
 	"github.com/weirstream/weir/sdk/abi"
+	"github.com/weirstream/weir/sdk/jsonfield"
 )
 
 // Func processes one record: zero or more outputs, or an error. The SDK
@@ -46,13 +48,138 @@ var (
 	kept    abi.KeptWriter
 	// features the host offered (abi.ExportFeatures).
 	features uint32
+
+	// RegisterFields: the names, the function, and where each record's
+	// spans come from: the batch (the host scanned, fields) or scan.
+	fieldNames []string
+	fieldsFunc FieldsFunc
+	hostScans  bool
+	fields     abi.Fields
+	scan       *jsonfield.Scanner
+	next       int // the index in batch of the record process runs on next
 )
 
 //go:wasmexport weir_v1_features
 func setFeatures(flags uint32) { features = flags }
 
-// Register sets the function the module runs on every record.
-func Register(f Func) { process = f }
+// Register sets the function the module runs on every record; call it
+// from a Go init function or from the OnInit function.
+func Register(f Func) { setFunc(f, nil, nil, nil) }
+
+// FieldsFunc processes one record whose value was scanned for the fields
+// given to RegisterFields: fields[j] is where names[j]'s value is in
+// r.Value (r.Value[fields[j].Start:fields[j].End] is its raw JSON, End 0
+// when the value has no such field). err is non-nil, and fields all
+// absent, when the value is not a JSON object; the function decides what
+// that means (return err to fail the record).
+type FieldsFunc func(r sdk.Record, fields []jsonfield.Span, err error) ([]sdk.Record, error)
+
+// RegisterFields sets the function the module runs on every record, with
+// the values of the top-level JSON fields names located in each record's
+// value. weir's host finds them natively, with the batch, so the module
+// does not scan its JSON itself (Go compiled to WASM scans ~10x slower);
+// under a host without that feature the SDK scans in the module, with the
+// same results (package jsonfield). At most abi.MaxFields names, none
+// empty or repeated. Call it from a Go init function or from the OnInit
+// function (where the config may say which fields to read).
+func RegisterFields(names []string, f FieldsFunc) { setFunc(processFields, f, nil, names) }
+
+// FilterFunc decides whether a record passes a filter: true keeps it,
+// unchanged, false drops it, and an error fails it. fields and err are
+// those of a FieldsFunc (with no names, fields is empty and err nil).
+// Changes to *r are ignored.
+type FilterFunc func(r *sdk.Record, fields []jsonfield.Span, err error) (bool, error)
+
+// RegisterFilter sets a filter as the module's function, with the fields
+// names located as for RegisterFields (names may be empty). A kept record
+// goes back to the host as a reference to its input, so a filter costs
+// less per record than a Func returning its input. Call it from a Go init
+// function or from the OnInit function.
+func RegisterFilter(names []string, f FilterFunc) { setFunc(nil, nil, f, names) }
+
+var filterFunc FilterFunc
+
+func setFunc(p Func, fields FieldsFunc, filter FilterFunc, names []string) {
+	process, fieldsFunc, filterFunc = p, fields, filter
+	fieldNames = append([]string(nil), names...)
+	scan = nil
+	if len(names) > 0 {
+		scan = jsonfield.New(fieldNames...)
+	}
+}
+
+// spans returns where record k of the batch has the fields named, from
+// the batch when the host scanned, else scanning it here.
+func spans(k int, value []byte) ([]jsonfield.Span, error) {
+	switch {
+	case hostScans:
+		spans, msg := fields.Record(k)
+		if msg != "" {
+			return spans, errors.New(msg)
+		}
+		return spans, nil
+	case scan != nil:
+		err := scan.Scan(value)
+		return scan.Spans(), err
+	}
+	return nil, nil
+}
+
+// processFields runs fieldsFunc on the record next of the batch, which
+// sdk.Each runs in order; next moves on before fieldsFunc runs, so a
+// record whose call panics (sdk.Each goes on with the one after it)
+// leaves it in step.
+func processFields(r sdk.Record) ([]sdk.Record, error) {
+	k := next
+	next++
+	f, err := spans(k, r.Value)
+	return fieldsFunc(r, f, err)
+}
+
+// filterFrom runs filterFunc from record i of the batch on, into kept (or
+// res when the host did not offer abi.FeatureKept), and returns where to
+// go on: the end, or after a record whose call panicked. One deferred
+// recover per batch, as in sdk.Each.
+func filterFrom(i int) (next int) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("panic: %v", p)
+			if features&abi.FeatureKept != 0 {
+				kept.Fail(i, err)
+			} else {
+				res.Fail(i, err)
+			}
+			next = i + 1
+		}
+	}()
+	byRef := features&abi.FeatureKept != 0
+	for ; i < len(batch); i++ {
+		r := &batch[i]
+		f, err := spans(i, r.Value)
+		ok, err := filterFunc(r, f, err)
+		switch {
+		case err != nil && byRef:
+			kept.Fail(i, err)
+		case err != nil:
+			res.Fail(i, err)
+		case ok && byRef:
+			kept.Keep(i)
+		case ok:
+			res.Emit(i, batch[i])
+		}
+	}
+	return i
+}
+
+//go:wasmexport weir_v1_fields
+func exportFields() int64 {
+	if scan == nil || features&abi.FeatureFields == 0 {
+		return reply(nil)
+	}
+	hostScans = true
+	fields.N = len(fieldNames)
+	return reply(abi.AppendNames(out[:0], fieldNames))
+}
 
 // OnInit sets a function the module runs once per instance, when the host
 // starts it: with the stage's config, before the first batch. An error (or
@@ -89,9 +216,6 @@ func reply(b []byte) int64 {
 //go:wasmexport weir_v1_init
 func initModule(ptr, n int32) int64 {
 	config = append([]byte(nil), in[:n]...)
-	if process == nil {
-		return reply([]byte("the module registered no function (call guest.Register in init)"))
-	}
 	if setup != nil {
 		if err := runSetup(); err != nil {
 			msg := err.Error()
@@ -99,6 +223,22 @@ func initModule(ptr, n int32) int64 {
 				msg = "the module's init function failed"
 			}
 			return reply([]byte(msg))
+		}
+	}
+	if process == nil && filterFunc == nil {
+		return reply([]byte("the module registered no function (call guest.Register in init or OnInit)"))
+	}
+	if len(fieldNames) > abi.MaxFields {
+		return reply(fmt.Appendf(nil, "guest.RegisterFields: %d names, more than %d", len(fieldNames), abi.MaxFields))
+	}
+	for j, name := range fieldNames {
+		if name == "" {
+			return reply([]byte("guest.RegisterFields: an empty name"))
+		}
+		for _, other := range fieldNames[:j] {
+			if other == name {
+				return reply(fmt.Appendf(nil, "guest.RegisterFields: %q named twice", name))
+			}
 		}
 	}
 	return reply(nil)
@@ -120,9 +260,28 @@ func processBatch(ptr, n int32) int64 {
 	// is what costs most in a Go guest.
 	clear(batch)
 	var err error
-	batch, err = abi.AppendBatchRecords(batch[:0], in[:n])
+	if hostScans {
+		batch, err = abi.AppendBatchRecordsFields(batch[:0], &fields, in[:n])
+	} else {
+		batch, err = abi.AppendBatchRecords(batch[:0], in[:n])
+	}
+	next = 0
 	if err != nil {
 		return reply(abi.AppendBatchError(out[:0], err.Error()))
+	}
+	if filterFunc != nil {
+		if features&abi.FeatureKept != 0 {
+			kept.Reset(out[:0], batch)
+			for i := 0; i < len(batch); {
+				i = filterFrom(i)
+			}
+			return reply(kept.Bytes())
+		}
+		res.Reset()
+		for i := 0; i < len(batch); {
+			i = filterFrom(i)
+		}
+		return reply(abi.AppendResults(out[:0], &res))
 	}
 	if features&abi.FeatureKept != 0 {
 		// Outputs go straight into the reply.

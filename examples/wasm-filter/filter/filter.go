@@ -5,12 +5,16 @@
 package filter
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
+
+	"github.com/weirstream/weir/sdk/jsonfield"
 )
 
 // Filter is a parsed config.
@@ -19,12 +23,17 @@ type Filter struct {
 	// allowList is allow as a list when it is short: searching it costs
 	// less than hashing in Go compiled to WASM.
 	allowList []string
-	min       []minTest
+	// allowWords is allowList as words, when every value has at most 8
+	// bytes and no NUL: a value's bytes, little-endian, zero above its
+	// length (no JSON string holds an unescaped NUL, so values of
+	// different lengths pack differently). Comparing a word costs no call.
+	allowWords []uint64
+	min        []minTest
 	// wanted lists the top-level names the scanner looks for: field first
 	// (if any), then the min fields; a name appears once.
 	wanted  []string
 	fieldAt int // index of field in wanted, or -1
-	s       scanner
+	s       *jsonfield.Scanner
 }
 
 type minTest struct {
@@ -85,6 +94,7 @@ func Parse(config []byte) (*Filter, error) {
 		}
 		if len(flt.allow) <= maxAllowList {
 			flt.allowList = slices.Sorted(maps.Keys(flt.allow))
+			flt.allowWords = packAll(flt.allowList)
 		}
 	}
 	names := make([]string, 0, len(c.Min))
@@ -103,33 +113,49 @@ func Parse(config []byte) (*Filter, error) {
 		}
 		flt.min = append(flt.min, minTest{at: at, min: c.Min[name]})
 	}
-	flt.s.setWanted(flt.wanted)
+	flt.s = jsonfield.New(flt.wanted...)
 	return flt, nil
 }
+
+// Names lists the top-level fields the filter reads; KeepFields takes
+// their spans in this order.
+func (f *Filter) Names() []string { return f.wanted }
 
 // Keep reports whether value passes; err says why a value that is not a
 // JSON object fails.
 func (f *Filter) Keep(value []byte) (bool, error) {
-	if !f.keep(value) {
-		return false, f.s.err
+	if err := f.s.Scan(value); err != nil {
+		return false, err
 	}
-	return true, nil
+	return f.KeepFields(value, f.s.Spans()), nil
 }
 
-func (f *Filter) keep(value []byte) bool {
-	if !f.s.scan(value) {
-		return false
-	}
+// KeepFields reports whether a JSON object passes, given where its fields
+// named by Names are (from jsonfield, by the host or by Keep).
+func (f *Filter) KeepFields(value []byte, fields []jsonfield.Span) bool {
 	if f.fieldAt >= 0 {
-		v := f.s.found[f.fieldAt]
-		if v.end == 0 {
+		v := fields[f.fieldAt]
+		if v.End == 0 {
 			return false
 		}
-		raw := value[v.start:v.end]
+		raw := value[v.Start:v.End]
 		if raw[0] != '"' {
 			return false
 		}
-		if !v.escaped {
+		if l := len(raw) - 2; !v.Escaped && f.allowWords != nil {
+			if l > 8 {
+				return false
+			}
+			var w uint64
+			if v.Start+9 <= len(value) { // 8 bytes from the string's first
+				w = binary.LittleEndian.Uint64(value[v.Start+1:]) & (^uint64(0) >> (64 - 8*l))
+			} else {
+				w = pack(raw[1 : l+1])
+			}
+			if !slices.Contains(f.allowWords, w) {
+				return false
+			}
+		} else if !v.Escaped {
 			if !f.allowed(raw[1 : len(raw)-1]) {
 				return false
 			}
@@ -144,13 +170,24 @@ func (f *Filter) keep(value []byte) bool {
 		}
 	}
 	for _, m := range f.min {
-		v := f.s.found[m.at]
-		if v.end == 0 {
+		v := fields[m.at]
+		if v.End == 0 {
 			return false
 		}
-		raw := value[v.start:v.end]
+		raw := value[v.Start:v.End]
 		if c := raw[0]; c != '-' && (c < '0' || c > '9') {
 			return false
+		}
+		if l := len(raw); l <= 8 && v.Start+8 <= len(value) {
+			// An integer of up to 8 digits, converted 8 bytes at once:
+			// its bytes shifted up, '0's below them (leading zeros).
+			w := binary.LittleEndian.Uint64(value[v.Start:])<<(64-8*l) | zeros>>(8*l)
+			if nonDigits(w) == 0 {
+				if float64(eightDigits(w)) < m.min {
+					return false
+				}
+				continue
+			}
 		}
 		n, ok := parseNumber(raw)
 		if !ok || n < m.min {
@@ -158,6 +195,47 @@ func (f *Filter) keep(value []byte) bool {
 		}
 	}
 	return true
+}
+
+const zeros = 0x3030303030303030 // eight '0'
+
+// nonDigits sets the high bit of the bytes of w that are not ASCII
+// digits; exact for the first of them.
+func nonDigits(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	lo := w - zeros              // borrows out of bytes below '0'
+	hi := w + ones*(0x80-':')    // carries into the high bit of bytes from ':' up
+	return (lo | hi | w) & highs // w: bytes >= 0x80
+}
+
+// eightDigits is the number eight ASCII digits spell, the first in the
+// lowest byte.
+func eightDigits(w uint64) uint64 {
+	w -= zeros
+	w = (w * (10<<8 + 1)) >> 8 & 0x00ff00ff00ff00ff
+	w = (w * (100<<16 + 1)) >> 16 & 0x0000ffff0000ffff
+	return (w * (10000<<32 + 1)) >> 32
+}
+
+// pack is the word of at most 8 bytes: see allowWords.
+func pack(b []byte) uint64 {
+	var w uint64
+	for i, c := range b {
+		w |= uint64(c) << (8 * i)
+	}
+	return w
+}
+
+// packAll packs values, or returns nil if one is too long or has a NUL.
+func packAll(values []string) []uint64 {
+	var ws []uint64
+	for _, v := range values {
+		if len(v) > 8 || strings.IndexByte(v, 0) >= 0 {
+			return nil
+		}
+		ws = append(ws, pack([]byte(v)))
+	}
+	return ws
 }
 
 // maxAllowList is the most allowed values searched as a list.

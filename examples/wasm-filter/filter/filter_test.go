@@ -78,3 +78,59 @@ func TestParseNumber(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKeep is the filter on one record as the benchmarks' records
+// are: scanning it and checking the fields (Keep), and checking fields
+// already found (KeepFields). Run it as Go compiled to WASM with
+//
+//	GOOS=wasip1 GOARCH=wasm go test -exec 'go run github.com/tetratelabs/wazero/cmd/wazero run' -run X -bench . ./examples/wasm-filter/filter
+func BenchmarkKeep(b *testing.B) {
+	flt, err := Parse([]byte(`{"field": "country", "allow": ["NZ", "AU"], "min": {"amount": 100}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := []byte(`{"user_id":"user-000042","country":"NZ","amount":1042,"currency":"NZD","page":"/products/widgets/42","referrer":"https://example.com/search?q=widgets","ts":1700000000042}`)
+	b.Run("Keep", func(b *testing.B) {
+		for range b.N {
+			if ok, err := flt.Keep(value); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("KeepFields", func(b *testing.B) {
+		if err := flt.s.Scan(value); err != nil {
+			b.Fatal(err)
+		}
+		fields := flt.s.Spans()
+		for range b.N {
+			if !flt.KeepFields(value, fields) {
+				b.Fatal("dropped")
+			}
+		}
+	})
+}
+
+// TestKeepNumbers: the 8-digits-at-once path agrees with the model for
+// numbers of every length and kind, with the bytes that follow them.
+func TestKeepNumbers(t *testing.T) {
+	flt, err := Parse([]byte(`{"min": {"amount": 100}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"0", "5", "-5", "99", "100", "-100", "101", "99.5", "100.0", "1e3", "1E2", "-0", "12345678",
+		"99999999", "00000100", "123456789", "0.5", "1000000000000", "-12345678"} {
+		for _, after := range []string{"}", `, "a": "b"}`, "   }", `,"x":12345678}`} {
+			v := []byte(`{"amount":` + n + after)
+			keep, err := flt.Keep(v)
+			var m map[string]json.RawMessage
+			var want bool
+			if json.Unmarshal(v, &m) == nil {
+				var a float64
+				want = json.Unmarshal(m["amount"], &a) == nil && a >= 100
+			}
+			if err != nil && json.Valid(v) || keep != want {
+				t.Errorf("%s: keep %v (%v), want %v", v, keep, err, want)
+			}
+		}
+	}
+}

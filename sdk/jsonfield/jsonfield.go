@@ -1,4 +1,27 @@
-package filter
+// Package jsonfield finds the values of named top-level fields of a JSON
+// object in one pass, checking on the way that the bytes are one valid
+// JSON object (the syntax encoding/json accepts, white space around it
+// allowed), without decoding anything or allocating. It imports only the
+// standard library, so a WASM guest links it as well as the host.
+//
+// weir's WASM host runs it natively for a module that names the fields it
+// reads (sdk/guest.WantFields): the module then gets each record's spans
+// with its batch instead of scanning the value itself, which Go compiled
+// to WASM does ~10x slower.
+//
+// A Span is byte offsets into the scanned value: value[Start:End] is the
+// field's value as raw JSON (a string with its quotes); End 0 means the
+// object has no such field. When a name appears more than once in an
+// object the last occurrence wins, as in encoding/json. Names are compared
+// after unescaping, so "c\u006fde" is the field "code".
+//
+// The scanner is written for Go compiled to WASM too, where a call costs
+// far more than natively (every call goes through the resumable-stack
+// machinery) and so does every taken branch: the top-level object is one
+// loop with tight inner loops per token (strings are skipped 8 bytes at a
+// time), and only a nested object or array (skipNested) or an escaped
+// field name costs a call.
+package jsonfield
 
 import (
 	"encoding/binary"
@@ -8,17 +31,59 @@ import (
 	"math/bits"
 )
 
-// A one-pass JSON object scanner: it checks that a value is one valid JSON
-// object (the syntax encoding/json accepts, white space around it allowed)
-// and notes where the values of the wanted top-level fields are, without
-// decoding anything or allocating.
-//
-// It is written for Go compiled to WASM, where a call costs far more than
-// natively (every call goes through the resumable-stack machinery) and so
-// does every taken branch: the top-level object is one loop with tight
-// inner loops per token (strings are skipped 8 bytes at a time), and only
-// a nested object or array (skipNested) or an escaped field name costs a
-// call.
+// Span locates a field's value in the scanned bytes.
+type Span struct {
+	Start, End int  // End 0: the object has no such field
+	Escaped    bool // a string value with a backslash escape in it
+}
+
+// Present reports whether the field was found.
+func (s Span) Present() bool { return s.End > 0 }
+
+// Scanner finds the fields it was made for; one goroutine at a time.
+type Scanner struct {
+	names []string
+	// byLen finds a field name among names by its length, without a loop
+	// over names per name: 0 no name has that length, j+1 only names[j]
+	// has it, -1 several have (then names is searched).
+	byLen [64]int8
+	found []Span // per name, after Scan
+	err   error  // why the last scan failed
+	stack []byte // '{' and '[' of the open containers (skipNested)
+}
+
+// New returns a scanner for the values of the top-level fields names.
+func New(names ...string) *Scanner {
+	s := &Scanner{names: append([]string(nil), names...), found: make([]Span, len(names))}
+	for j, w := range s.names {
+		switch l := len(w); {
+		case l >= len(s.byLen):
+		case s.byLen[l] == 0 && j < 127:
+			s.byLen[l] = int8(j + 1)
+		default:
+			s.byLen[l] = -1
+		}
+	}
+	return s
+}
+
+// Names returns the names the scanner looks for, in the order of Spans.
+func (s *Scanner) Names() []string { return s.names }
+
+// Scan scans value. A nil error means value is one JSON object; Spans
+// then says where the named fields' values are. The error says what is
+// wrong and at which byte: "value is null, not a JSON object", "value is
+// not a JSON object", or "value is not a valid JSON object: ... at byte N".
+func (s *Scanner) Scan(value []byte) error {
+	if !s.scan(value) {
+		return s.err
+	}
+	return nil
+}
+
+// Spans returns the spans of the last Scan, one per name (all absent after
+// a failed Scan); valid until the next Scan.
+func (s *Scanner) Spans() []Span { return s.found }
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
@@ -27,23 +92,6 @@ var (
 	errNull      = errors.New("value is null, not a JSON object")
 	errNotObject = errors.New("value is not a JSON object")
 )
-
-// span locates a field's value in the scanned bytes; end 0: absent.
-type span struct {
-	start, end int
-	escaped    bool // a string value with a backslash escape
-}
-
-type scanner struct {
-	wanted []string
-	// byLen finds a field name among wanted by its length, without a loop
-	// over wanted per name: 0 no wanted name has that length, j+1 only
-	// wanted[j] has it, -1 several have (then wanted is searched).
-	byLen [64]int8
-	found []span // per wanted name, after scan
-	err   error  // why the last scan failed
-	stack []byte // '{' and '[' of the open containers (skipNested)
-}
 
 // stop marks the bytes a string scan stops at: the closing quote, a
 // backslash and the control characters JSON forbids in strings.
@@ -85,18 +133,17 @@ func nonDigitMask(w uint64) uint64 {
 
 func isHex(c byte) bool { return c-'0' < 10 || (c|0x20)-'a' < 6 }
 
-func (s *scanner) fail(i int, what string) bool {
+func (s *Scanner) fail(i int, what string) bool {
 	s.err = fmt.Errorf("value is not a valid JSON object: %s at byte %d", what, i)
 	return false
 }
 
-// scan scans b; on false s.err says why. The last occurrence of a
-// duplicated field wins, as in encoding/json.
-func (s *scanner) scan(b []byte) bool {
+// scan scans b; on false s.err says why.
+func (s *Scanner) scan(b []byte) bool {
 	s.err = nil
 	found := s.found
 	for j := range found {
-		found[j] = span{}
+		found[j] = Span{}
 	}
 	if b == nil {
 		s.err = errNull
@@ -178,7 +225,7 @@ func (s *scanner) scan(b []byte) bool {
 					if escaped {
 						field = s.lookupEscaped(name)
 					} else if l := len(name); l < len(s.byLen) && s.byLen[l] > 0 {
-						if j := int(s.byLen[l] - 1); s.wanted[j] == string(name) {
+						if j := int(s.byLen[l] - 1); s.names[j] == string(name) {
 							field = j
 						}
 					} else if l >= len(s.byLen) || s.byLen[l] < 0 {
@@ -247,7 +294,7 @@ func (s *scanner) scan(b []byte) bool {
 			}
 			// A value ended at i.
 			if field >= 0 {
-				found[field] = span{start: start, end: i, escaped: escaped}
+				found[field] = Span{Start: start, End: i, Escaped: escaped}
 				field = -1
 			}
 			for i < n && space[b[i]] {
@@ -276,24 +323,9 @@ func (s *scanner) scan(b []byte) bool {
 	return true
 }
 
-// setWanted sets the field names to look for.
-func (s *scanner) setWanted(wanted []string) {
-	s.wanted = wanted
-	s.found = make([]span, len(wanted))
-	for j, w := range wanted {
-		switch l := len(w); {
-		case l >= len(s.byLen):
-		case s.byLen[l] == 0 && j < 127:
-			s.byLen[l] = int8(j + 1)
-		default:
-			s.byLen[l] = -1
-		}
-	}
-}
-
-// lookup returns the index in wanted of a field name, or -1.
-func (s *scanner) lookup(name []byte) int {
-	for j, w := range s.wanted {
+// lookup returns the index in names of a field name, or -1.
+func (s *Scanner) lookup(name []byte) int {
+	for j, w := range s.names {
 		if w == string(name) {
 			return j
 		}
@@ -301,14 +333,14 @@ func (s *scanner) lookup(name []byte) int {
 	return -1
 }
 
-// lookupEscaped returns the index in wanted of a top-level field name
+// lookupEscaped returns the index in names of a top-level field name
 // with escapes (its bytes between the quotes), or -1.
-func (s *scanner) lookupEscaped(name []byte) int {
+func (s *Scanner) lookupEscaped(name []byte) int {
 	var k string
 	if json.Unmarshal(append(append([]byte{'"'}, name...), '"'), &k) != nil {
 		return -1
 	}
-	for j, w := range s.wanted {
+	for j, w := range s.names {
 		if k == w {
 			return j
 		}
@@ -328,7 +360,7 @@ const (
 // skipNested checks the object or array at b[i] (a field's value in the
 // top-level object) and returns the index after it, or -1 with s.err set.
 // It is one loop with an explicit stack rather than a recursive descent.
-func (s *scanner) skipNested(b []byte, i int) int {
+func (s *Scanner) skipNested(b []byte, i int) int {
 	n := len(b)
 	stack := append(s.stack[:0], '{', b[i]) // the top-level object, then this value
 	state := stKeyOrClose
