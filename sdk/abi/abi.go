@@ -159,6 +159,18 @@ type Fields struct {
 	tmp  []jsonfield.Span
 }
 
+// Spans returns record k's spans where they are in the batch, or false
+// when its value is not a JSON object or the platform lays spans out
+// otherwise (then Record has them). It costs no call: a Go guest calls it
+// for every record.
+func (f *Fields) Spans(k int) ([]jsonfield.Span, bool) {
+	at := int(f.at[k])
+	if !spanInPlace || f.b[at] != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*jsonfield.Span)(unsafe.Pointer(&f.b[at+1])), f.N), true
+}
+
 // Record returns record k's spans, valid until the next call, and, for a
 // value that is not a JSON object (its spans all absent), why. The spans
 // are the host's: a span beyond its value fails the slicing that uses it.

@@ -113,6 +113,9 @@ func setFunc(p Func, fields FieldsFunc, filter FilterFunc, names []string) {
 func spans(k int, value []byte) ([]jsonfield.Span, error) {
 	switch {
 	case hostScans:
+		if spans, ok := fields.Spans(k); ok {
+			return spans, nil
+		}
 		spans, msg := fields.Record(k)
 		if msg != "" {
 			return spans, errors.New(msg)
@@ -155,8 +158,18 @@ func filterFrom(i int) (next int) {
 	byRef := features&abi.FeatureKept != 0
 	for ; i < len(batch); i++ {
 		r := &batch[i]
-		f, err := spans(i, r.Value)
-		ok, err := filterFunc(r, f, err)
+		var ok, inPlace bool
+		var err error
+		var f []jsonfield.Span
+		if hostScans {
+			f, inPlace = fields.Spans(i)
+		}
+		if inPlace {
+			ok, err = filterFunc(r, f, nil)
+		} else {
+			f, err := spans(i, r.Value)
+			ok, err = filterFunc(r, f, err)
+		}
 		switch {
 		case err != nil && byRef:
 			kept.Fail(i, err)
