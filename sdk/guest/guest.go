@@ -164,12 +164,10 @@ func filterFrom(i int) (next int) {
 		if hostScans {
 			f, inPlace = fields.Spans(i)
 		}
-		if inPlace {
-			ok, err = filterFunc(r, f, nil)
-		} else {
-			f, err := spans(i, r.Value)
-			ok, err = filterFunc(r, f, err)
+		if !inPlace {
+			f, err = spans(i, r.Value)
 		}
+		ok, err = filterFunc(r, f, err)
 		switch {
 		case err != nil && byRef:
 			kept.Fail(i, err)
