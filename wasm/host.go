@@ -46,6 +46,9 @@ type Runtime struct {
 	r       wazero.Runtime
 	cache   wazero.CompilationCache
 	metered bool
+	// offer is the abi features offered to modules: all but in tests of
+	// a module under a host without some.
+	offer uint32
 }
 
 // fuelExhausted is the meter's import: a metered module calls it when its
@@ -131,7 +134,7 @@ func NewRuntime(ctx context.Context, c Config) (*Runtime, error) {
 		r.Close(ctx)
 		return nil, fmt.Errorf("wasm: meter: %w", err)
 	}
-	return &Runtime{r: r, cache: cache, metered: c.Interrupt == InterruptFuel}, nil
+	return &Runtime{r: r, cache: cache, metered: c.Interrupt == InterruptFuel, offer: abi.FeatureKept | abi.FeatureFields}, nil
 }
 
 // Close releases the runtime and every module and instance of it.
@@ -231,7 +234,7 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 		in.fuel = g
 	}
 	if f := mod.ExportedFunction(abi.ExportFeatures); f != nil {
-		if _, err := f.Call(ctx, abi.FeatureKept|abi.FeatureFields); err != nil {
+		if _, err := f.Call(ctx, uint64(m.rt.offer)); err != nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("wasm: %s: %s: %w", m.name, abi.ExportFeatures, err)
 		}

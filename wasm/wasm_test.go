@@ -20,13 +20,25 @@ import (
 
 var (
 	buildOnce sync.Map // package dir -> func() (string, error)
+	// testRoot holds what the tests build and cache, removed after them.
+	testRoot string
 )
+
+func TestMain(m *testing.M) {
+	var err error
+	if testRoot, err = os.MkdirTemp("", "weir-wasm-test-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(testRoot)
+	os.Exit(code)
+}
 
 // build compiles a Go guest (GOOS=wasip1, c-shared) once per test binary.
 func build(t *testing.T, pkg string) []byte {
 	t.Helper()
 	f, _ := buildOnce.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
-		dir, err := os.MkdirTemp("", "weir-wasm-test-")
+		dir, err := os.MkdirTemp(testRoot, "build-")
 		if err != nil {
 			return "", err
 		}

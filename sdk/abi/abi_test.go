@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,4 +152,72 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
 	})
+}
+
+// TestFieldsRoundTrip: the fields sections AppendBatchFields writes come
+// back from AppendBatchRecordsFields as jsonfield gives them, where they
+// are in the batch (Spans) and decoded (Record); a value that is not a
+// JSON object comes back with jsonfield's message and absent spans.
+func TestFieldsRoundTrip(t *testing.T) {
+	in := []sdk.Record{
+		{Key: []byte("k"), Value: []byte(`{"b": "x\"y", "a": [1, 2]}`), Headers: []sdk.Header{{Key: "h", Value: []byte("v")}}},
+		{Value: []byte(`not json`)},
+		{Value: nil},
+		{Value: []byte(`{"a": 1}`)},
+	}
+	s := jsonfield.New("a", "b")
+	b := AppendBatchFields(nil, "t", in, s)
+	f := Fields{N: 2}
+	out, err := AppendBatchRecordsFields(nil, &f, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) || string(out[0].Headers[0].Value) != "v" {
+		t.Fatalf("records %+v", out)
+	}
+	for k, r := range in {
+		scanErr := s.Scan(r.Value)
+		want := fmt.Sprint(s.Spans())
+		spans, msg := f.Record(k)
+		if got := fmt.Sprint(spans); got != want || (scanErr == nil) != (msg == "") || scanErr != nil && scanErr.Error() != msg {
+			t.Errorf("record %d: Record %s %q; jsonfield %s %v", k, got, msg, want, scanErr)
+		}
+		inPlace, ok := f.Spans(k)
+		if ok != (scanErr == nil) || ok && fmt.Sprint(inPlace) != want {
+			t.Errorf("record %d: Spans %v %v; jsonfield %s %v", k, inPlace, ok, want, scanErr)
+		}
+	}
+	// Every cut of the batch is refused as corrupt, not read past.
+	for n := range len(b) {
+		if _, err := AppendBatchRecordsFields(nil, &Fields{N: 2}, b[:n]); err == nil {
+			t.Fatalf("batch cut to %d of %d bytes decoded", n, len(b))
+		}
+	}
+	// A batch decoded for more fields than it has is refused.
+	if _, err := AppendBatchRecordsFields(nil, &Fields{N: 3}, b); err == nil {
+		t.Fatal("a batch of 2 fields decoded as 3")
+	}
+}
+
+func TestNames(t *testing.T) {
+	names := []string{"a", "é", "country"}
+	got, err := DecodeNames(AppendNames(nil, names))
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(names) {
+		t.Fatalf("%q %v", got, err)
+	}
+	many := make([]string, MaxFields+1)
+	for i := range many {
+		many[i] = fmt.Sprint("f", i)
+	}
+	for b, want := range map[string]string{
+		string(AppendNames(nil, many)):               "65 field names, more than the 64",
+		string(AppendNames(nil, []string{"a", ""})):  "field name 1 is empty",
+		string(AppendNames(nil, []string{"a", "a"})): `field "a" named twice`,
+		string(AppendNames(nil, names)) + "x":        "1 bytes after the field names",
+		string(AppendNames(nil, names)[:9]):          "corrupt",
+	} {
+		if _, err := DecodeNames([]byte(b)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("DecodeNames(%q) = %v, want an error saying %q", b, err, want)
+		}
+	}
 }

@@ -76,6 +76,7 @@ func (s *Scanner) Names() []string { return s.names }
 // not a JSON object", or "value is not a valid JSON object: ... at byte N".
 func (s *Scanner) Scan(value []byte) error {
 	if !s.scan(value) {
+		clear(s.found)
 		return s.err
 	}
 	return nil
