@@ -269,13 +269,9 @@ func (in *Instance) names(ctx context.Context, f api.Function) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	rp, rn := abi.Unpack(res[0])
-	if rn == 0 {
-		return nil, nil
-	}
-	b, ok := in.mem.Read(rp, rn)
-	if !ok {
-		return nil, fmt.Errorf("guest reply %d+%d outside its memory", rp, rn)
+	b, err := in.reply(res[0])
+	if err != nil || b == nil {
+		return nil, err
 	}
 	return abi.DecodeNames(b)
 }
@@ -298,7 +294,13 @@ func (in *Instance) call(ctx context.Context, fn api.Function, data []byte) ([]b
 	if err != nil {
 		return nil, err
 	}
-	rp, rn := abi.Unpack(res[0])
+	return in.reply(res[0])
+}
+
+// reply returns the bytes of a packed reply (nil when empty), in guest
+// memory.
+func (in *Instance) reply(packed uint64) ([]byte, error) {
+	rp, rn := abi.Unpack(packed)
 	if rn == 0 {
 		return nil, nil
 	}
