@@ -178,6 +178,9 @@ func (f *Fields) Record(k int) ([]jsonfield.Span, string) {
 	at := int(f.at[k])
 	if f.b[at] != 0 {
 		l := int(binary.LittleEndian.Uint32(f.b[at+1:]))
+		if l == 0 {
+			return f.none, "value is not a JSON object"
+		}
 		return f.none, string(f.b[at+5 : at+5+l])
 	}
 	sec := f.b[at+1 : at+1+spanSize*f.N]

@@ -44,14 +44,27 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // FuzzDecode: arbitrary bytes never panic, never allocate beyond what the
-// input can hold, and what decodes re-encodes to the same bytes.
+// input can hold, and what decodes (without fields) re-encodes to the same
+// bytes.
 func FuzzDecode(f *testing.F) {
 	f.Add(AppendBatch(nil, "t", []sdk.Record{{Key: []byte("k"), Value: []byte("v")}}))
 	var res sdk.Results
 	res.Emit(0, sdk.Record{Value: []byte("v")})
 	f.Add(AppendResults(nil, &res))
 	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff})
+	f.Add(AppendBatchFields(nil, "t", []sdk.Record{{Value: []byte(`{"a":1,"b":"x"}`)}, {Value: []byte("no")}}, jsonfield.New("a", "b")))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// With fields sections: a record's sections are reachable
+		// without panicking once the batch decodes.
+		fs := Fields{N: 2}
+		if recs, err := AppendBatchRecordsFields(nil, &fs, b); err == nil {
+			for k := range recs {
+				spans, msg := fs.Record(k)
+				if _, ok := fs.Spans(k); len(spans) != 2 || spanInPlace && ok != (msg == "") {
+					t.Fatalf("record %d: %d spans, message %q, in place %v", k, len(spans), msg, ok)
+				}
+			}
+		}
 		if recs, err := DecodeBatch(b); err == nil {
 			topic := ""
 			if len(recs) > 0 {
