@@ -109,8 +109,10 @@ func TestFields(t *testing.T) {
 
 // TestFilterForm: a guest.RegisterFilter module keeps (unchanged, by
 // reference), drops and fails records, a panic fails its record alone,
-// and a value that is not a JSON object fails with the scanner's message,
-// with the host scanning or the module.
+// a value that is not a JSON object fails with the scanner's message, and
+// what the function does to a record it keeps does not show, with the host
+// scanning or the module, and with kept records crossing by reference or
+// whole.
 func TestFilterForm(t *testing.T) {
 	native := jsonfield.New("a")
 	for _, offer := range []uint32{abi.FeatureKept | abi.FeatureFields, abi.FeatureKept, 0} {
@@ -127,7 +129,8 @@ func TestFilterForm(t *testing.T) {
 				}
 				in = append(in, sdk.Record{Key: fmt.Appendf(nil, "%s%d", key, i), Value: []byte(v), Headers: []sdk.Header{{Key: "h", Value: []byte("v")}}})
 			}
-			in = append(in, sdk.Record{Key: []byte("panic"), Value: []byte(`{}`)}, sdk.Record{Key: []byte("k-after"), Value: []byte(`{"a":1}`)})
+			in = append(in, sdk.Record{Key: []byte("kmutate"), Value: []byte(`{"a":2}`)},
+				sdk.Record{Key: []byte("panic"), Value: []byte(`{}`)}, sdk.Record{Key: []byte("k-after"), Value: []byte(`{"a":1}`)})
 			res := process(t, s, in)
 			var kept []int
 			for _, o := range res.Out {
@@ -171,9 +174,9 @@ func TestFieldsRefused(t *testing.T) {
 		}
 	}))
 	for names, want := range map[string]string{
-		`["a", "b", "a"]`: `guest.RegisterFields: "a" named twice`,
-		`["a", ""]`:       `guest.RegisterFields: an empty name`,
-		string(many):      `guest.RegisterFields: 65 names, more than 64`,
+		`["a", "b", "a"]`: `the module names JSON field "a" twice`,
+		`["a", ""]`:       `the module names an empty JSON field`,
+		string(many):      `the module names 65 JSON fields, more than 64`,
 	} {
 		for _, form := range []string{"fields", "filter"} {
 			_, err := newFieldsStage(t, abi.FeatureKept|abi.FeatureFields, `{"form": "`+form+`", "names": `+names+`}`)

@@ -233,7 +233,9 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 	if g, ok := mod.ExportedGlobal(meter.GlobalExport).(api.MutableGlobal); ok && m.rt.metered {
 		in.fuel = g
 	}
+	told := false // whether the module heard of the features offered
 	if f := mod.ExportedFunction(abi.ExportFeatures); f != nil {
+		told = true
 		if _, err := f.Call(ctx, uint64(m.rt.offer)); err != nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("wasm: %s: %s: %w", m.name, abi.ExportFeatures, err)
@@ -247,7 +249,7 @@ func (m *Module) Instantiate(ctx context.Context, config []byte, stdout, stderr 
 		mod.Close(ctx)
 		return nil, fmt.Errorf("wasm: %s: init: %w", m.name, err)
 	}
-	if f := mod.ExportedFunction(abi.ExportFields); f != nil {
+	if f := mod.ExportedFunction(abi.ExportFields); f != nil && told && m.rt.offer&abi.FeatureFields != 0 {
 		names, err := in.names(ctx, f)
 		if err != nil {
 			mod.Close(ctx)

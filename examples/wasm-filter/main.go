@@ -22,7 +22,7 @@
 // config the module cannot use (an unknown key, "allow" without "field",
 // no test at all) fails the stage's init, so its pipeline is refused when
 // it is loaded. The module names the fields it reads
-// (guest.RegisterFields), so weir finds them in each value, checking that
+// (guest.RegisterFilter), so weir finds them in each value, checking that
 // it is a JSON object, natively and without decoding it (sdk/jsonfield);
 // the module checks their values.
 //

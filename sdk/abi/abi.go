@@ -177,6 +177,7 @@ func (f *Fields) Spans(k int) ([]jsonfield.Span, bool) {
 func (f *Fields) Record(k int) ([]jsonfield.Span, string) {
 	at := int(f.at[k])
 	if f.b[at] != 0 {
+		clear(f.none) // the caller's, until now
 		l := int(binary.LittleEndian.Uint32(f.b[at+1:]))
 		if l == 0 {
 			return f.none, "value is not a JSON object"

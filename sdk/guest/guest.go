@@ -86,7 +86,8 @@ func Register(f Func) { setFunc(f, nil, nil, nil) }
 // r.Value (r.Value[fields[j].Start:fields[j].End] is its raw JSON, End 0
 // when the value has no such field). err is non-nil, and fields all
 // absent, when the value is not a JSON object; the function decides what
-// that means (return err to fail the record).
+// that means (return err to fail the record). fields is valid during the
+// call only, and the function must not write to it.
 type FieldsFunc func(r sdk.Record, fields []jsonfield.Span, err error) ([]sdk.Record, error)
 
 // RegisterFields sets the function the module runs on every record, with
@@ -102,7 +103,7 @@ func RegisterFields(names []string, f FieldsFunc) { setFunc(processFields, f, ni
 // FilterFunc decides whether a record passes a filter: true keeps it,
 // unchanged, false drops it, and an error fails it. fields and err are
 // those of a FieldsFunc (with no names, fields is empty and err nil).
-// Changes to *r are ignored.
+// Changes to *r are ignored: a kept record is its input as it came.
 type FilterFunc func(r *sdk.Record, fields []jsonfield.Span, err error) (bool, error)
 
 // RegisterFilter sets a filter as the module's function, with the fields
@@ -171,8 +172,12 @@ func filterFrom(i int) (next int) {
 		}
 	}()
 	byRef := features&abi.FeatureKept != 0
+	var saved sdk.Record // the input, when a kept record goes back whole
 	for ; i < len(batch); i++ {
 		r := &batch[i]
+		if !byRef {
+			saved = *r
+		}
 		var ok, inPlace bool
 		var err error
 		var f []jsonfield.Span
@@ -191,7 +196,7 @@ func filterFrom(i int) (next int) {
 		case ok && byRef:
 			kept.Keep(i)
 		case ok:
-			res.Emit(i, batch[i])
+			res.Emit(i, saved)
 		}
 	}
 	return i
@@ -255,15 +260,15 @@ func initModule(ptr, n int32) int64 {
 		return reply([]byte("the module registered no function (call guest.Register in init or OnInit)"))
 	}
 	if len(fieldNames) > abi.MaxFields {
-		return reply(fmt.Appendf(nil, "guest.RegisterFields: %d names, more than %d", len(fieldNames), abi.MaxFields))
+		return reply(fmt.Appendf(nil, "the module names %d JSON fields, more than %d", len(fieldNames), abi.MaxFields))
 	}
 	for j, name := range fieldNames {
 		if name == "" {
-			return reply([]byte("guest.RegisterFields: an empty name"))
+			return reply([]byte("the module names an empty JSON field"))
 		}
 		for _, other := range fieldNames[:j] {
 			if other == name {
-				return reply(fmt.Appendf(nil, "guest.RegisterFields: %q named twice", name))
+				return reply(fmt.Appendf(nil, "the module names JSON field %q twice", name))
 			}
 		}
 	}

@@ -5,7 +5,7 @@
 // standard library, so a WASM guest links it as well as the host.
 //
 // weir's WASM host runs it natively for a module that names the fields it
-// reads (sdk/guest.WantFields): the module then gets each record's spans
+// reads (sdk/guest.RegisterFields, RegisterFilter): the module then gets each record's spans
 // with its batch instead of scanning the value itself, which Go compiled
 // to WASM does ~10x slower.
 //
@@ -13,7 +13,9 @@
 // field's value as raw JSON (a string with its quotes); End 0 means the
 // object has no such field. When a name appears more than once in an
 // object the last occurrence wins, as in encoding/json. Names are compared
-// after unescaping, so "c\u006fde" is the field "code".
+// after unescaping, so "c\u006fde" is the field "code", but as bytes:
+// where encoding/json replaces invalid UTF-8 in a name with U+FFFD, this
+// does not.
 //
 // The scanner is written for Go compiled to WASM too, where a call costs
 // far more than natively (every call goes through the resumable-stack
@@ -52,7 +54,8 @@ type Scanner struct {
 	stack []byte // '{' and '[' of the open containers (skipNested)
 }
 
-// New returns a scanner for the values of the top-level fields names.
+// New returns a scanner for the values of the top-level fields names,
+// which should be distinct (of a repeated name only the first is found).
 func New(names ...string) *Scanner {
 	s := &Scanner{names: append([]string(nil), names...), found: make([]Span, len(names))}
 	for j, w := range s.names {

@@ -8,8 +8,8 @@
 // With "fields" every record gives one output whose value reports what the
 // module was given: {"spans": [[start, end, escaped], ...], "err": "..."}.
 // With "filter" a record passes when its key starts with "k", fails with
-// the SDK's error when its value is not a JSON object, and a key "panic"
-// panics. Names are passed as given, so a config may name a field twice
+// the SDK's error when its value is not a JSON object, a key "panic"
+// panics, and a key "kmutate" changes the record and keeps it. Names are passed as given, so a config may name a field twice
 // or give an empty name, which the SDK refuses at init.
 package main
 
@@ -58,8 +58,12 @@ func init() {
 			})
 		case "filter":
 			guest.RegisterFilter(c.Names, func(r *sdk.Record, fields []jsonfield.Span, err error) (bool, error) {
-				if string(r.Key) == "panic" {
+				switch string(r.Key) {
+				case "panic":
 					panic("asked to")
+				case "kmutate": // kept: the change must not show
+					r.Key, r.Value = nil, []byte("changed")
+					return true, nil
 				}
 				if err != nil {
 					return false, err
