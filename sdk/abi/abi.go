@@ -286,22 +286,12 @@ func AppendBatchRecordsFields(dst []sdk.Record, f *Fields, b []byte) ([]sdk.Reco
 		// header count after the key (8 bytes), the count after the value
 		// (4), so the fixed check above covers every length read here.
 		i += 20
-		for f := range 2 {
-			l := binary.LittleEndian.Uint32(b[i:])
-			i += 4
-			var v []byte
-			if l != math.MaxUint32 {
-				if after := 8 - 4*f; uint64(l) > uint64(len(b)-i-after) {
-					return dst[:base+j], fmt.Errorf("%w: record %d: a %s of %d bytes with %d left", ErrCorrupt, j, [2]string{"key", "value"}[f], l, len(b)-i-after)
-				}
-				v = b[i : i+int(l) : i+int(l)]
-				i += int(l)
-			}
-			if f == 0 {
-				r.Key = v
-			} else {
-				r.Value = v
-			}
+		var ok bool
+		if r.Key, i, ok = lenBytes(b, i, 8); !ok {
+			return dst[:base+j], fmt.Errorf("%w: record %d: a key of %d bytes with %d left", ErrCorrupt, j, binary.LittleEndian.Uint32(b[i-4:]), len(b)-i-8)
+		}
+		if r.Value, i, ok = lenBytes(b, i, 4); !ok {
+			return dst[:base+j], fmt.Errorf("%w: record %d: a value of %d bytes with %d left", ErrCorrupt, j, binary.LittleEndian.Uint32(b[i-4:]), len(b)-i-4)
 		}
 		r.Headers = nil
 		if binary.LittleEndian.Uint32(b[i:]) == 0 {
@@ -332,6 +322,23 @@ func AppendBatchRecordsFields(dst []sdk.Record, f *Fields, b []byte) ([]sdk.Reco
 		return dst, fmt.Errorf("%w: %d bytes after the batch", ErrCorrupt, len(b)-i)
 	}
 	return dst, nil
+}
+
+// lenBytes reads the bytes with a length (-1: null) at b[i:], which has
+// the length and after more bytes past them for sure; it returns them
+// (aliasing b), where they end, and false if they do not fit (i then
+// just after the length).
+func lenBytes(b []byte, i, after int) ([]byte, int, bool) {
+	l := binary.LittleEndian.Uint32(b[i:])
+	i += 4
+	if l == math.MaxUint32 {
+		return nil, i, true
+	}
+	if uint(l) > uint(len(b)-i-after) { // never negative: see the caller
+		return nil, i, false
+	}
+	e := i + int(l)
+	return b[i:e:e], e, true
 }
 
 // AppendResults appends the encoding of a processed batch's results.
