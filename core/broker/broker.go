@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -77,7 +78,9 @@ type Broker struct {
 	coord *Coordinator
 
 	stop chan struct{}
-	wg   sync.WaitGroup
+	// closeDone is closed when Close's partition closes have all ended.
+	closeDone chan struct{}
+	wg        sync.WaitGroup
 }
 
 const pidBlock = 1000
@@ -108,7 +111,7 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.RetentionCheckInterval == 0 {
 		cfg.RetentionCheckInterval = 5 * time.Minute
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, log: cfg.Logger, topics: map[string]*topic{}, deleting: map[string]bool{}, creating: map[string]chan struct{}{}, notifyCh: make(chan struct{}), stop: make(chan struct{})}
+	b := &Broker{cfg: cfg, fs: cfg.FS, log: cfg.Logger, topics: map[string]*topic{}, deleting: map[string]bool{}, creating: map[string]chan struct{}{}, notifyCh: make(chan struct{}), stop: make(chan struct{}), closeDone: make(chan struct{})}
 	b.defaults = mergeConfigs(DefaultTopicConfigs, cfg.TopicDefaults)
 	if _, _, err := b.logOptionsFor(nil); err != nil {
 		return nil, fmt.Errorf("broker: topic defaults: %w", err)
@@ -623,7 +626,17 @@ func (b *Broker) RunRetention() {
 }
 
 // Close stops housekeeping and closes every partition cleanly.
-func (b *Broker) Close() error {
+func (b *Broker) Close() error { return b.CloseWithin(context.Background()) }
+
+// CloseWithin is Close bounded by ctx. When ctx ends first it returns an
+// ErrCloseDeadline error saying how many partitions were closed: no more
+// are started, those being closed finish in the background (closeDone is
+// closed when they have), and the rest keep their files as they are, which
+// the next Open recovers as it does after a crash (every record appended
+// was written; what a clean close adds is the indexes and the producer
+// state, which recovery rebuilds). The caller should then exit rather
+// than open the data directory again.
+func (b *Broker) CloseWithin(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -645,18 +658,42 @@ func (b *Broker) Close() error {
 		parts = append(parts, t.parts...)
 	}
 	b.mu.RUnlock()
-	// Every partition is closed, whatever the others report.
-	var mu sync.Mutex
-	var first error
-	forEachPartition(len(parts), func(i int) error {
-		if err := parts[i].close(); err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
+	// Every partition is closed, whatever the others report, unless ctx
+	// ends first.
+	var (
+		mu     sync.Mutex
+		first  error
+		closed atomic.Int64
+	)
+	go func() {
+		defer close(b.closeDone)
+		forEachPartition(len(parts), func(i int) error {
+			if ctx.Err() != nil {
+				return nil
 			}
-			mu.Unlock()
+			if err := parts[i].close(); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+			closed.Add(1)
+			return nil
+		})
+	}()
+	select {
+	case <-b.closeDone:
+	case <-ctx.Done():
+		select {
+		case <-b.closeDone: // finished as ctx ended
+		default:
+			n := closed.Load()
+			b.log.Warn("partitions not closed in time; the next start recovers them", "closed", n, "partitions", len(parts))
+			return fmt.Errorf("%w: %d of %d partitions closed (%v); the next start recovers the others", ErrCloseDeadline, n, len(parts), context.Cause(ctx))
 		}
-		return nil
-	})
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	return first
 }

@@ -24,4 +24,8 @@ var (
 	ErrInvalidRequest = errors.New("broker: invalid request")
 	// ErrClosed: the broker is shutting down.
 	ErrClosed = errors.New("broker: closed")
+	// ErrCloseDeadline: CloseWithin's context ended before every partition
+	// was closed; the others are left as a crash leaves them, for the next
+	// Open to recover.
+	ErrCloseDeadline = errors.New("broker: close deadline passed")
 )

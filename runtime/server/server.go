@@ -237,15 +237,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if kerr != nil {
 			s.log.Warn("connections did not finish in time", "err", kerr)
 		}
-		berr := s.broker.Close()
+		// Bounded by shutdown_timeout: partitions not closed by then are
+		// recovered at the next start, as after a crash.
+		berr := s.broker.CloseWithin(ctx)
 		if s.ctl != nil {
 			s.ctl.Close()
 		}
 		if s.http != nil {
 			s.http.Shutdown(ctx)
 		}
-		// Last: the data directory is no longer written to.
-		s.lock.release()
+		// Last: the data directory is no longer written to, unless
+		// partition closes are still under way past the deadline; then
+		// the lock goes with the process, which is about to exit.
+		if !errors.Is(berr, broker.ErrCloseDeadline) {
+			s.lock.release()
+		}
 		s.shutErr = errors.Join(kerr, berr)
 		s.log.Info("weir broker stopped", "err", s.shutErr)
 	})
