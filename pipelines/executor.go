@@ -464,13 +464,28 @@ func (r *runner) finish(ctx context.Context, b *batchInFlight) error {
 	}
 	if len(b.offsets) > 0 {
 		if err := r.commit(ctx, b.offsets); err != nil {
-			return fmt.Errorf("pipelines: %s: committing offsets: %w", r.spec.Name, err)
+			if !movedOn(err) {
+				return fmt.Errorf("pipelines: %s: committing offsets: %w", r.spec.Name, err)
+			}
+			// This member was frozen or cut off past its session: the
+			// broker fenced the commit, its partitions have another owner,
+			// which reads this batch again (at least once), and the client
+			// rejoins the group on its next heartbeat.
+			r.log.Warn("batch not committed: the group moved on without this member; the partitions' new owner reads it again", "err", err)
+			return nil
 		}
 	}
 	r.m.batch.WithLabelValues(r.spec.Name).Observe(time.Since(b.start).Seconds())
 	r.st.Batches.Add(1)
 	r.st.Committed.Add(b.committed)
 	return nil
+}
+
+// movedOn reports whether a commit was refused because the group went on
+// without this member (its session expired, or a rebalance it missed).
+func movedOn(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.FencedInstanceID) || errors.Is(err, kerr.RebalanceInProgress)
 }
 
 // finalFailure is a failed input after retries: the policy that applies.
