@@ -56,7 +56,7 @@ func TestServeShutdownDeadline(t *testing.T) {
 	}
 	took := time.Since(start)
 	out := p.stderr.String()
-	if p.waitErr == nil || !strings.Contains(out, "close deadline passed") || !strings.Contains(out, "partitions closed") {
+	if p.waitErr == nil || !strings.Contains(out, "close deadline passed") || !strings.Contains(out, "the next start recovers") {
 		t.Fatalf("exit %v after %v; want status 1 and the deadline named:\n%s", p.waitErr, took, out)
 	}
 	t.Logf("stopped %v after SIGTERM: %s", took.Round(time.Millisecond), lastLine(out, "close deadline passed"))

@@ -78,9 +78,15 @@ type Broker struct {
 	coord *Coordinator
 
 	stop chan struct{}
-	// closeDone is closed when Close's partition closes have all ended.
-	closeDone chan struct{}
-	wg        sync.WaitGroup
+	// Close runs once (closeOnce), in the background: closeDone is closed
+	// when it has ended, with its result in closeErr; closeCount counts
+	// the partitions closed so far, of closeTotal (-1: not yet known).
+	closeOnce  sync.Once
+	closeDone  chan struct{}
+	closeErr   error
+	closeCount atomic.Int64
+	closeTotal atomic.Int64
+	wg         sync.WaitGroup
 }
 
 const pidBlock = 1000
@@ -630,19 +636,46 @@ func (b *Broker) Close() error { return b.CloseWithin(context.Background()) }
 
 // CloseWithin is Close bounded by ctx. When ctx ends first it returns an
 // ErrCloseDeadline error saying how many partitions were closed: no more
-// are started, those being closed finish in the background (closeDone is
-// closed when they have), and the rest keep their files as they are, which
+// are started, the work under way finishes in the background (closeDone is
+// closed when it has), and the rest keep their files as they are, which
 // the next Open recovers as it does after a crash (every record appended
 // was written; what a clean close adds is the indexes and the producer
 // state, which recovery rebuilds). The caller should then exit rather
-// than open the data directory again.
+// than open the data directory again. Later and concurrent calls wait for
+// the same close (or their own ctx) and return its result, which is an
+// ErrCloseDeadline error too if a partition was left unclosed.
 func (b *Broker) CloseWithin(ctx context.Context) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
+	b.closeOnce.Do(func() {
+		b.closeTotal.Store(-1)
+		go b.closeAll(ctx)
+	})
+	select {
+	case <-b.closeDone:
+		return b.closeErr
+	case <-ctx.Done():
 	}
-	b.mu.Unlock()
+	select {
+	case <-b.closeDone: // finished as ctx ended
+		return b.closeErr
+	default:
+	}
+	n, total := b.closeCount.Load(), b.closeTotal.Load()
+	b.log.Warn("partitions not closed in time; the next start recovers them", "closed", n, "partitions", total)
+	return b.deadlineError(ctx, n, total)
+}
+
+func (b *Broker) deadlineError(ctx context.Context, n, total int64) error {
+	if total < 0 {
+		return fmt.Errorf("%w (%v) before the partitions were closed; the next start recovers them", ErrCloseDeadline, context.Cause(ctx))
+	}
+	return fmt.Errorf("%w: %d of %d partitions closed (%v); the next start recovers the others", ErrCloseDeadline, n, total, context.Cause(ctx))
+}
+
+// closeAll is Close's work: the coordinator, housekeeping, creations in
+// progress, then every partition unless ctx ends first. It sets closeErr
+// and closes closeDone.
+func (b *Broker) closeAll(ctx context.Context) {
+	defer close(b.closeDone)
 	if b.coord != nil {
 		b.coord.close() // before the partitions: it writes to __consumer_offsets
 	}
@@ -658,42 +691,28 @@ func (b *Broker) CloseWithin(ctx context.Context) error {
 		parts = append(parts, t.parts...)
 	}
 	b.mu.RUnlock()
+	b.closeTotal.Store(int64(len(parts)))
 	// Every partition is closed, whatever the others report, unless ctx
 	// ends first.
 	var (
 		mu     sync.Mutex
-		first  error
-		closed atomic.Int64
+		failed []error
 	)
-	go func() {
-		defer close(b.closeDone)
-		forEachPartition(len(parts), func(i int) error {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err := parts[i].close(); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-			closed.Add(1)
+	forEachPartition(len(parts), func(i int) error {
+		if ctx.Err() != nil {
 			return nil
-		})
-	}()
-	select {
-	case <-b.closeDone:
-	case <-ctx.Done():
-		select {
-		case <-b.closeDone: // finished as ctx ended
-		default:
-			n := closed.Load()
-			b.log.Warn("partitions not closed in time; the next start recovers them", "closed", n, "partitions", len(parts))
-			return fmt.Errorf("%w: %d of %d partitions closed (%v); the next start recovers the others", ErrCloseDeadline, n, len(parts), context.Cause(ctx))
 		}
+		if err := parts[i].close(); err != nil {
+			mu.Lock()
+			failed = append(failed, err)
+			mu.Unlock()
+			return nil
+		}
+		b.closeCount.Add(1)
+		return nil
+	})
+	if n := b.closeCount.Load() + int64(len(failed)); n < int64(len(parts)) {
+		failed = append([]error{b.deadlineError(ctx, b.closeCount.Load(), int64(len(parts)))}, failed...)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return first
+	b.closeErr = errors.Join(failed...)
 }

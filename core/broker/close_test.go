@@ -89,6 +89,11 @@ func TestCloseWithinDeadline(t *testing.T) {
 	if n := fsys.held.Load(); n != held {
 		t.Fatalf("%d more partitions were closed after the deadline", n-held)
 	}
+	// Once the work under way has ended, Close reports the partitions it
+	// left as a deadline error, not as a clean close.
+	if err := b.Close(); !errors.Is(err, ErrCloseDeadline) {
+		t.Fatalf("Close after the deadline: %v, want ErrCloseDeadline", err)
+	}
 
 	b, err = Open(Config{DataDir: dir})
 	if err != nil {
@@ -115,4 +120,27 @@ func coordinatorPartitions(b *Broker) int {
 		}
 	}
 	return n
+}
+
+// TestCloseConcurrent: Close called from several goroutines closes once
+// and every call returns its result.
+func TestCloseConcurrent(t *testing.T) {
+	b, err := Open(Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateTopic("t", 4, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { errs[i] = b.Close() })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Close %d: %v", i, err)
+		}
+	}
 }
