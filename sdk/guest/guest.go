@@ -159,7 +159,7 @@ func processFields(r sdk.Record) ([]sdk.Record, error) {
 // res when the host did not offer abi.FeatureKept), and returns where to
 // go on: the end, or after a record whose call panicked. One deferred
 // recover per batch, as in sdk.Each.
-func filterFrom(i int) (next int) {
+func filterFrom(i int) (resume int) {
 	defer func() {
 		if p := recover(); p != nil {
 			err := fmt.Errorf("panic: %v", p)
@@ -168,7 +168,7 @@ func filterFrom(i int) (next int) {
 			} else {
 				res.Fail(i, err)
 			}
-			next = i + 1
+			resume = i + 1
 		}
 	}()
 	byRef := features&abi.FeatureKept != 0
