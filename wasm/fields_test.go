@@ -174,9 +174,9 @@ func TestFieldsRefused(t *testing.T) {
 		}
 	}))
 	for names, want := range map[string]string{
-		`["a", "b", "a"]`: `the module names JSON field "a" twice`,
-		`["a", ""]`:       `the module names an empty JSON field`,
-		string(many):      `the module names 65 JSON fields, more than 64`,
+		`["a", "b", "a"]`: `init: JSON field "a" named twice`,
+		`["a", ""]`:       `init: JSON field name 1 is empty`,
+		string(many):      `init: 65 JSON field names, more than the 64 a module may name`,
 	} {
 		for _, form := range []string{"fields", "filter"} {
 			_, err := newFieldsStage(t, abi.FeatureKept|abi.FeatureFields, `{"form": "`+form+`", "names": `+names+`}`)

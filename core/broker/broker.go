@@ -711,8 +711,8 @@ func (b *Broker) closeAll(ctx context.Context) {
 		b.closeCount.Add(1)
 		return nil
 	})
-	if n := b.closeCount.Load() + int64(len(failed)); n < int64(len(parts)) {
-		failed = append([]error{b.deadlineError(ctx, b.closeCount.Load(), int64(len(parts)))}, failed...)
+	if closed := b.closeCount.Load(); closed+int64(len(failed)) < int64(len(parts)) { // some skipped
+		failed = append([]error{b.deadlineError(ctx, closed, int64(len(parts)))}, failed...)
 	}
 	b.closeErr = errors.Join(failed...)
 }

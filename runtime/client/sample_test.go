@@ -35,15 +35,6 @@ func jsonKeys(t *testing.T, b []byte) []string {
 	return keys
 }
 
-type clickRecord struct {
-	User    string `json:"user"`
-	Email   string `json:"email"`
-	Country string `json:"country"`
-	Amount  int    `json:"amount"`
-	Page    string `json:"page"`
-	TS      int64  `json:"ts"`
-}
-
 func TestSamplesNames(t *testing.T) {
 	if got := Samples(); !slices.Equal(got, []string{"clicks"}) {
 		t.Fatalf("Samples() = %v", got)
@@ -79,7 +70,7 @@ func TestClicksSample(t *testing.T) {
 		if bytes.ContainsRune(value, '\n') {
 			t.Fatalf("record %d: value is not one line: %q", i, value)
 		}
-		var c clickRecord
+		var c click
 		if err := json.Unmarshal(value, &c); err != nil {
 			t.Fatalf("record %d: %v: %s", i, err, value)
 		}

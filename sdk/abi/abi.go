@@ -204,32 +204,38 @@ func AppendNames(b []byte, names []string) []byte {
 	return b
 }
 
-// DecodeNames decodes field names; it refuses more than MaxFields and an
-// empty or repeated name.
+// CheckNames says what is wrong with the field names a module gives, if
+// anything: more than MaxFields, or a name empty or repeated.
+func CheckNames(names []string) error {
+	if len(names) > MaxFields {
+		return fmt.Errorf("%d JSON field names, more than the %d a module may name", len(names), MaxFields)
+	}
+	for j, name := range names {
+		if name == "" {
+			return fmt.Errorf("JSON field name %d is empty", j)
+		}
+		if slices.Contains(names[:j], name) {
+			return fmt.Errorf("JSON field %q named twice", name)
+		}
+	}
+	return nil
+}
+
+// DecodeNames decodes field names and checks them (CheckNames).
 func DecodeNames(b []byte) ([]string, error) {
 	d := decoder{b: b}
-	n := d.count(4)
+	names := make([]string, d.count(4))
+	for j := range names {
+		names[j] = d.string()
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
-	if n > MaxFields {
-		return nil, fmt.Errorf("abi: %d field names, more than the %d a module may name", n, MaxFields)
-	}
-	names := make([]string, n)
-	for j := range names {
-		names[j] = d.string()
-		if d.err != nil {
-			return nil, d.err
-		}
-		if names[j] == "" {
-			return nil, fmt.Errorf("abi: field name %d is empty", j)
-		}
-		if slices.Contains(names[:j], names[j]) {
-			return nil, fmt.Errorf("abi: field %q named twice", names[j])
-		}
-	}
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the field names", ErrCorrupt, len(d.b))
+	}
+	if err := CheckNames(names); err != nil {
+		return nil, fmt.Errorf("abi: %w", err)
 	}
 	return names, nil
 }
@@ -394,13 +400,12 @@ func (w *KeptWriter) Reset(b []byte, in []sdk.Record) {
 
 // Emit appends an output of input src.
 func (w *KeptWriter) Emit(src int, r sdk.Record) {
-	w.count++
-	w.b = binary.LittleEndian.AppendUint32(w.b, uint32(src))
 	if src >= 0 && src < len(w.in) && unchanged(&w.in[src], &r) {
-		w.b = append(w.b, 1)
+		w.Keep(src)
 		return
 	}
-	w.b = append(w.b, 0)
+	w.count++
+	w.b = append(binary.LittleEndian.AppendUint32(w.b, uint32(src)), 0)
 	w.b = appendString(w.b, r.Output)
 	w.b = appendBytes(w.b, r.Key)
 	w.b = appendBytes(w.b, r.Value)

@@ -223,9 +223,9 @@ func TestNames(t *testing.T) {
 		many[i] = fmt.Sprint("f", i)
 	}
 	for b, want := range map[string]string{
-		string(AppendNames(nil, many)):               "65 field names, more than the 64",
-		string(AppendNames(nil, []string{"a", ""})):  "field name 1 is empty",
-		string(AppendNames(nil, []string{"a", "a"})): `field "a" named twice`,
+		string(AppendNames(nil, many)):               "abi: 65 JSON field names, more than the 64 a module may name",
+		string(AppendNames(nil, []string{"a", ""})):  "abi: JSON field name 1 is empty",
+		string(AppendNames(nil, []string{"a", "a"})): `abi: JSON field "a" named twice`,
 		string(AppendNames(nil, names)) + "x":        "1 bytes after the field names",
 		string(AppendNames(nil, names)[:9]):          "corrupt",
 	} {

@@ -124,19 +124,27 @@ func setFunc(p Func, fields FieldsFunc, filter FilterFunc, names []string) {
 	}
 }
 
-// spans returns where record k of the batch has the fields named, from
-// the batch when the host scanned, else scanning it here.
+// spans returns where record k of the batch has the fields named, and
+// whether its value is a JSON object: the host's spans where they lie in
+// the batch, or spansOther for the rest (a value that is not an object,
+// the SDK scanning).
 func spans(k int, value []byte) ([]jsonfield.Span, error) {
+	if hostScans {
+		if f, ok := fields.Spans(k); ok {
+			return f, nil
+		}
+	}
+	return spansOther(k, value)
+}
+
+func spansOther(k int, value []byte) ([]jsonfield.Span, error) {
 	switch {
 	case hostScans:
-		if spans, ok := fields.Spans(k); ok {
-			return spans, nil
-		}
-		spans, msg := fields.Record(k)
+		f, msg := fields.Record(k)
 		if msg != "" {
-			return spans, errors.New(msg)
+			return f, errors.New(msg)
 		}
-		return spans, nil
+		return f, nil
 	case scan != nil:
 		err := scan.Scan(value)
 		return scan.Spans(), err
@@ -178,16 +186,19 @@ func filterFrom(i int) (resume int) {
 		if !byRef {
 			saved = *r
 		}
-		var ok, inPlace bool
-		var err error
+		// spans' first case, inline: reaching the spans with no call per
+		// record took the filter benchmark from ~1.2 M to ~1.5 M records/s
+		// (README, WASM stages).
 		var f []jsonfield.Span
+		var err error
+		inPlace := false
 		if hostScans {
 			f, inPlace = fields.Spans(i)
 		}
 		if !inPlace {
-			f, err = spans(i, r.Value)
+			f, err = spansOther(i, r.Value)
 		}
-		ok, err = filterFunc(r, f, err)
+		ok, err := filterFunc(r, f, err)
 		switch {
 		case err != nil && byRef:
 			kept.Fail(i, err)
@@ -259,18 +270,8 @@ func initModule(ptr, n int32) int64 {
 	if process == nil && filterFunc == nil {
 		return reply([]byte("the module registered no function (call guest.Register in init or OnInit)"))
 	}
-	if len(fieldNames) > abi.MaxFields {
-		return reply(fmt.Appendf(nil, "the module names %d JSON fields, more than %d", len(fieldNames), abi.MaxFields))
-	}
-	for j, name := range fieldNames {
-		if name == "" {
-			return reply([]byte("the module names an empty JSON field"))
-		}
-		for _, other := range fieldNames[:j] {
-			if other == name {
-				return reply(fmt.Appendf(nil, "the module names JSON field %q twice", name))
-			}
-		}
+	if err := abi.CheckNames(fieldNames); err != nil {
+		return reply([]byte(err.Error()))
 	}
 	return reply(nil)
 }

@@ -20,13 +20,11 @@ import (
 // Filter is a parsed config.
 type Filter struct {
 	allow map[string]struct{} // the allowed values of the field
-	// allowList is allow as a list when it is short: searching it costs
-	// less than hashing in Go compiled to WASM.
-	allowList []string
-	// allowWords is allowList as words, when every value has at most 8
-	// bytes and no NUL: a value's bytes, little-endian, zero above its
-	// length (no JSON string holds an unescaped NUL, so values of
-	// different lengths pack differently). Comparing a word costs no call.
+	// allowWords is allow as words, when it is short and every value has
+	// at most 8 bytes and no NUL: a value's bytes, little-endian, zero
+	// above its length (no JSON string holds an unescaped NUL, so values
+	// of different lengths pack differently). Searching them costs no call
+	// and no hashing, which Go compiled to WASM makes dear.
 	allowWords []uint64
 	min        []minTest
 	// wanted lists the top-level names the scanner looks for: field first
@@ -92,9 +90,8 @@ func Parse(config []byte) (*Filter, error) {
 		for _, a := range c.Allow {
 			flt.allow[a] = struct{}{}
 		}
-		if len(flt.allow) <= maxAllowList {
-			flt.allowList = slices.Sorted(maps.Keys(flt.allow))
-			flt.allowWords = packAll(flt.allowList)
+		if len(flt.allow) <= maxAllowWords {
+			flt.allowWords = packAll(slices.Collect(maps.Keys(flt.allow)))
 		}
 	}
 	names := make([]string, 0, len(c.Min))
@@ -156,7 +153,7 @@ func (f *Filter) KeepFields(value []byte, fields []jsonfield.Span) bool {
 				return false
 			}
 		} else if !v.Escaped {
-			if !f.allowed(raw[1 : len(raw)-1]) {
+			if _, ok := f.allow[string(raw[1:len(raw)-1])]; !ok { // no allocation
 				return false
 			}
 		} else {
@@ -238,21 +235,8 @@ func packAll(values []string) []uint64 {
 	return ws
 }
 
-// maxAllowList is the most allowed values searched as a list.
-const maxAllowList = 8
-
-func (f *Filter) allowed(v []byte) bool {
-	if f.allowList == nil {
-		_, ok := f.allow[string(v)] // no allocation
-		return ok
-	}
-	for _, a := range f.allowList {
-		if len(a) == len(v) && a == string(v) {
-			return true
-		}
-	}
-	return false
-}
+// maxAllowWords is the most allowed values searched as words.
+const maxAllowWords = 8
 
 // pow10 are the powers of ten a float64 holds exactly.
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,

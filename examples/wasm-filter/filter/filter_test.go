@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,6 +131,34 @@ func TestKeepNumbers(t *testing.T) {
 			}
 			if err != nil && json.Valid(v) || keep != want {
 				t.Errorf("%s: keep %v (%v), want %v", v, keep, err, want)
+			}
+		}
+	}
+}
+
+// TestKeepAllowPaths: the allow list is searched as words (up to 8 values
+// of up to 8 bytes) or in its map (longer values, more values, escaped
+// strings), with the same answers.
+func TestKeepAllowPaths(t *testing.T) {
+	for _, allow := range [][]string{
+		{"NZ", "AU"},
+		{"New Zealand", "AU"},
+		{"A", "B", "C", "D", "E", "F", "G", "H", "NZ"},
+		{"12345678", "123456789"},
+	} {
+		cfg, _ := json.Marshal(map[string]any{"field": "c", "allow": allow})
+		flt, err := Parse(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{"NZ", "AU", "New Zealand", "New Zealan", "N", "", "12345678", "123456789", "1234567", "H", "nz", "NZ "} {
+			for _, raw := range []string{strconv.Quote(v), `"` + strings.ReplaceAll(v, "Z", `\u005a`) + `"`} {
+				value := []byte(`{"c":` + raw + `}`)
+				keep, err := flt.Keep(value)
+				want := slices.Contains(allow, v)
+				if err != nil || keep != want {
+					t.Errorf("allow %q, value %s: keep %v (%v), want %v", allow, value, keep, err, want)
+				}
 			}
 		}
 	}
